@@ -1,0 +1,111 @@
+"""Every ucfp config field, declared once with its default. Presets pick a dataset.
+
+    python -m ucfp.generate --config=configs/ltrc.py[:digits|cifar10|mnist]
+
+`c.py`, `rc.py` and `ltrc.py` import this file and change only what differs.
+A local image folder: `--config.dataset=imagefolder:/path/to/folder_or.tar.gz`
+(with `--config.image_shape='(H, W, C)'` if the preset's shape differs).
+"""
+
+import ml_collections
+
+PRESETS = ("digits", "cifar10", "mnist", "tiny")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  preset = arg or "digits"
+  if preset not in PRESETS:
+    raise ValueError(f"config preset {preset!r} is not one of {', '.join(PRESETS)}")
+  c = ml_collections.ConfigDict()
+
+  # --- What to run.
+  c.method = "ltrc"  # c | rc | ltrc
+  c.dataset = "digits"  # digits | cifar10 | mnist | imagefolder:<folder or .tar.gz>
+  c.image_shape = (8, 8, 1)  # (H, W, C) of the dataset's images
+  c.model = "cnn_small"  # the owner's (base) architecture, see ucfp.models.MODELS
+  c.seed = 0  # root seed: base model and generation keys derive from it
+  c.evaluate = True  # build the zoo and score the fingerprints
+
+  # --- Generation (the only fields ucfp.fingerprint reads, with image_shape).
+  c.num_fingerprints = 100  # N; targets are balanced over the classes
+  c.steps = 300  # T optimiser steps
+  c.step_size = 0.01  # alpha (learning rate of the optimiser)
+  c.optimizer = "sign"  # sign (sign-gradient descent) | adam | sgd
+  c.loss = "xent"  # xent | margin
+  c.kappa = 5.0  # margin loss floor: max(max_{j!=y} z_j - z_y, -kappa)
+  c.init = "uniform"  # uniform on [0, 1] | gaussian (mean 0.5, std init_sigma, clipped)
+  c.init_sigma = 0.15
+  c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin
+  c.early_stop_margin = 5.0
+
+  c.robust = ml_collections.ConfigDict()
+  c.robust.num_variants = 8  # V variants per step (rc, ltrc)
+  c.robust.noise_bound = 0.01  # eps of the weight noise (0: none)
+  c.robust.noise_kind = "relative"  # relative: eps*|theta|*u | absolute: eps*u
+  c.robust.mask = "magnitude"  # magnitude | bernoulli | none
+  c.robust.prune_rate = (0.3, 0.9)  # rate drawn uniformly from [low, high]
+  c.robust.batching = "auto"  # auto | vmap | loop | unrolled
+
+  c.ltrc = ml_collections.ConfigDict()
+  c.ltrc.radius = 0.0  # high-pass radius r (frequency units; 0: no filter)
+  c.ltrc.term = "none"  # none | spectral | reference
+  c.ltrc.weight = 1.0  # lambda of the low-transferability term
+
+  # --- Training of every model in the zoo.
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 20
+  c.train.batch_size = 64
+  c.train.learning_rate = 3e-3
+  c.train.weight_decay = 1e-4
+  c.train.augment = False  # random flips and translations (32x32 presets)
+
+  # --- The owner's reference models (never evaluated as innocents).
+  c.reference = ml_collections.ConfigDict()
+  c.reference.models = "cnn_small:1001,mlp:1002,lenet:1003"  # arch:seed[:subset[:epochs]]
+
+  # --- The evaluation zoo (DESIGN section 2).
+  c.zoo = ml_collections.ConfigDict()
+  c.zoo.prune_rates = (0.3, 0.5, 0.7, 0.9)
+  c.zoo.finetune_epochs = 5
+  c.zoo.finetune_learning_rate = 1e-3
+  c.zoo.unassociated = "cnn_small:101,cnn_small:102,mlp:103,lenet:104,cnn_small:105:half_b"
+
+  # --- Execution.
+  c.distributed = False  # call jax.distributed.initialize() (multi-host TPU)
+
+  if preset == "cifar10":
+    c.dataset = "cifar10"
+    c.image_shape = (32, 32, 3)
+    c.model = "vgg"
+    c.step_size = 0.005
+    c.ltrc.radius = 0.0
+    c.train.epochs = 8
+    c.train.batch_size = 128
+    c.train.learning_rate = 2e-3
+    c.train.augment = True
+    c.zoo.finetune_epochs = 1
+    c.reference.models = "vgg_small:1001:full:4,resnet20:1002:full:4,lenet:1003:full:4"
+    c.zoo.unassociated = (
+      "vgg:101:full:4,vgg:102:full:4,resnet20:103:full:4,vgg_small:104:full:4,"
+      "lenet:105:full:4,vgg_small:106:half_b:4"
+    )
+  elif preset == "mnist":
+    c.dataset = "mnist"
+    c.image_shape = (28, 28, 1)
+    c.model = "lenet"
+    c.train.epochs = 3
+    c.train.batch_size = 128
+    c.reference.models = "lenet:1001,mlp:1002,cnn_small:1003"
+    c.zoo.unassociated = "lenet:101,lenet:102,mlp:103,cnn_small:104,lenet:105:half_b"
+  elif preset == "tiny":  # for tests: seconds on a CPU
+    c.num_fingerprints = 20
+    c.steps = 20
+    c.step_size = 0.02
+    c.robust.num_variants = 2
+    c.train.epochs = 2
+    c.zoo.prune_rates = (0.5,)
+    c.zoo.finetune_epochs = 1
+    c.reference.models = "mlp:1002"
+    c.zoo.unassociated = "mlp:103,mlp:104:half_b"
+  c.lock()
+  return c

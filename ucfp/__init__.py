@@ -1,0 +1,30 @@
+"""ucfp: fingerprinting neural networks with characteristic examples (JAX/Flax).
+
+Implements "Characteristic Examples: High-Robustness, Low-Transferability
+Fingerprinting of Neural Networks" (Wang et al., IJCAI 2021, arXiv 2105.07078).
+"""
+
+from ucfp.fingerprints import Fingerprints
+from ucfp.generation import fingerprint
+from ucfp.scoring import (
+  UniquenessReport,
+  Verdict,
+  match_rate,
+  null_rate_upper_bound,
+  uniqueness_score,
+  verify,
+)
+from ucfp.types import Model
+
+__all__ = [
+  "Fingerprints",
+  "Model",
+  "UniquenessReport",
+  "Verdict",
+  "fingerprint",
+  "match_rate",
+  "null_rate_upper_bound",
+  "uniqueness_score",
+  "verify",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,249 @@
+"""`fingerprint`: generate C-, RC- or LTRC-examples for a model (Wang et al., IJCAI 2021)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from ucfp import objectives, prune
+from ucfp.fingerprints import Fingerprints
+from ucfp.spectral import high_pass_filter
+from ucfp.types import Model
+from ucfp.validate import validate_generation
+from ucfp.variants import VariantSpec, resolve_batching
+
+
+@dataclasses.dataclass(frozen=True)
+class GenSpec:
+  """The hashable generation settings that shape the compiled step."""
+
+  method: str
+  loss: str
+  kappa: float
+  optimizer: str
+  step_size: float
+  num_variants: int
+  variant: VariantSpec
+  batching: str
+  radius: float
+  term: str
+  weight: float
+
+  @classmethod
+  def from_config(cls, c) -> GenSpec:
+    r = c.robust
+    return cls(
+      method=c.method,
+      loss=c.loss,
+      kappa=float(c.kappa),
+      optimizer=c.optimizer,
+      step_size=float(c.step_size),
+      num_variants=int(r.num_variants),
+      variant=VariantSpec(
+        float(r.noise_bound), r.noise_kind, r.mask, float(r.prune_rate[0]), float(r.prune_rate[1])
+      ),
+      batching=resolve_batching(r.batching, int(r.num_variants)),
+      radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
+      term=c.ltrc.term if c.method == "ltrc" else "none",
+      weight=float(c.ltrc.weight),
+    )
+
+
+def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
+  """Descent on the example: sign-gradient (default), Adam or SGD, then the high-pass filter."""
+  base = {
+    "sign": optax.scale_by_sign(),
+    "adam": optax.scale_by_adam(),
+    "sgd": optax.identity(),
+  }[spec.optimizer]
+  parts = [base, optax.scale(-spec.step_size)]
+  if spec.radius > 0:
+    parts.append(high_pass_filter(spec.radius))
+  return optax.chain(*parts)
+
+
+def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, apply_fn, ref_fns):
+  """The per-method objective (a scalar): c, rc, or ltrc (+ optional low-transferability term).
+
+  x, x0: (N, H, W, C); y: (N,).
+  """
+  if spec.method == "c":
+    loss = jnp.sum(objectives.c_loss(apply_fn(variables, x), y, spec.loss, spec.kappa))
+  else:
+    loss = objectives.robustness_term(
+      apply_fn,
+      variables,
+      x,
+      y,
+      key,
+      num_variants=spec.num_variants,
+      variant_spec=spec.variant,
+      sorted_abs=sorted_abs,
+      batching=spec.batching,
+      loss=spec.loss,
+      kappa=spec.kappa,
+    )
+  if spec.term == "spectral":
+    loss = loss + spec.weight * objectives.spectral_term(x, x0, spec.radius)
+  elif spec.term == "reference":
+    loss = loss + spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y)
+  return loss
+
+
+def generation_step(
+  state, x0, y, variables, ref_variables, sorted_abs, key, *, spec, apply_fn, ref_fns
+):
+  """One update of the examples; pure. state = (x (N, H, W, C), optimiser state).
+
+  Returns (new state, loss, min base-model margin over the examples).
+  """
+  x, opt_state = state
+  fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+  loss, grad = jax.value_and_grad(fn)(x, x0, y, variables, ref_variables, sorted_abs, key)
+  updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
+  x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
+  margin = jnp.min(objectives.margins(apply_fn(variables, x), y))
+  return (x, opt_state), loss, margin
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple):
+  """`generation_step` jitted once per (settings, model functions)."""
+  step = functools.partial(generation_step, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+  return jax.jit(step, donate_argnums=0)
+
+
+def balanced_labels(n: int, num_classes: int, key: jax.Array) -> np.ndarray:
+  """(n,) labels with every class count within one of n / K, in random order."""
+  return np.asarray(jax.random.permutation(key, jnp.arange(n) % num_classes), np.int32)
+
+
+def initial_noise(key, n: int, shape, init: str, sigma: float) -> jax.Array:
+  """(n, H, W, C) starting images: uniform on [0, 1] or clipped N(0.5, sigma^2)."""
+  if init == "uniform":
+    return jax.random.uniform(key, (n, *shape), jnp.float32)
+  return jnp.clip(0.5 + sigma * jax.random.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
+
+
+def variables_hash(variables) -> str:
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(variables):
+    h.update(np.asarray(leaf).tobytes())
+  return h.hexdigest()[:16]
+
+
+def _num_classes(model: Model, shape, field: str) -> int:
+  try:
+    out = jax.eval_shape(
+      model.apply_fn, model.variables, jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+    )
+  except Exception as e:  # noqa: BLE001 - shape errors come in many types
+    raise ValueError(
+      f"config.image_shape={tuple(shape)} does not fit {field} {model.name!r} "
+      f"(image shape or channel count mismatch): {type(e).__name__}: {str(e)[:200]}"
+    ) from e
+  if len(out.shape) != 2 or out.shape[0] != 2:
+    raise ValueError(
+      f"{field} {model.name!r} returned shape {out.shape}; expected (batch, K) logits"
+    )
+  return int(out.shape[1])
+
+
+def fingerprint(
+  model: Model,
+  config,
+  *,
+  key: jax.Array,
+  reference: Sequence[Model] = (),
+  labels: np.ndarray | None = None,
+  image_shape: Sequence[int] | None = None,
+) -> Fingerprints:
+  """Generates characteristic examples of `model`.
+
+  Args:
+    model: the owner's model (`apply_fn(variables, x) -> logits`).
+    config: a ucfp config; only the generation fields and `image_shape` are read.
+    key: PRNG key; the same key gives identical fingerprints.
+    reference: the owner's independently trained models, for `ltrc.term='reference'`.
+    labels: (N,) target labels in [0, K); balanced over classes if None.
+    image_shape: overrides `config.image_shape` (e.g. for an image folder).
+
+  Returns:
+    :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,).
+
+  Raises:
+    ValueError: a bad config field, labels or image shape (before any compute).
+    FloatingPointError: a NaN loss (naming the step).
+  """
+  shape = validate_generation(config, image_shape)
+  spec = GenSpec.from_config(config)
+  k = _num_classes(model, shape, "model")
+  if spec.term == "reference":
+    if not reference:
+      raise ValueError(
+        "config.ltrc.term='reference' needs the owner's reference models: pass reference=[...]"
+      )
+    for r in reference:
+      if _num_classes(r, shape, "reference model") != k:
+        raise ValueError(f"reference model {r.name!r} does not have the base model's {k} classes")
+  n = int(config.num_fingerprints)
+  k_init, k_labels, k_steps = jax.random.split(key, 3)
+  if labels is None:
+    y = balanced_labels(n, k, k_labels)
+  else:
+    y = np.asarray(labels)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
+      raise ValueError(f"labels must be ({n},) integers in [0, {k}); got shape {y.shape}")
+    y = y.astype(np.int32)
+  ref_fns = tuple(r.apply_fn for r in reference) if spec.term == "reference" else ()
+  ref_vars = tuple(r.variables for r in reference) if spec.term == "reference" else ()
+  sorted_abs = (
+    prune.sorted_magnitudes(model.variables)
+    if spec.method != "c" and spec.variant.mask == "magnitude"
+    else None
+  )
+  x0 = initial_noise(k_init, n, shape, config.init, float(config.init_sigma))
+  state = (jnp.copy(x0), make_optimizer(spec).init(x0))
+  step = compiled_step(spec, model.apply_fn, ref_fns)
+  y_dev = jnp.asarray(y)
+  start, losses, margins, steps_run = time.perf_counter(), [], [], 0
+  for t in range(int(config.steps)):
+    state, loss, margin = step(
+      state, x0, y_dev, model.variables, ref_vars, sorted_abs, jax.random.fold_in(k_steps, t)
+    )
+    losses.append(loss)
+    margins.append(margin)
+    steps_run = t + 1
+    if t % 10 == 9 or t == config.steps - 1:
+      recent = np.asarray(jnp.stack(losses[-10:]))
+      if not np.all(np.isfinite(recent)):
+        bad = t - len(recent) + 1 + int(np.argmin(np.isfinite(recent)))
+        raise FloatingPointError(f"fingerprint: loss is NaN/inf at step {bad}")
+      if config.early_stop and float(margins[-1]) >= config.early_stop_margin:
+        break
+      if t % 100 == 99:
+        logging.info("fingerprint step %d/%d loss %.4f", t + 1, config.steps, float(recent[-1]))
+  x = np.asarray(state[0])
+  seconds = time.perf_counter() - start
+  meta = {
+    "method": spec.method,
+    "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+    "model": model.name,
+    "model_hash": variables_hash(model.variables),
+    "reference": [r.name for r in reference] if ref_fns else [],
+    "steps_run": steps_run,
+    "final_loss": float(losses[-1]),
+    "min_margin": float(margins[-1]),
+    "seconds": seconds,
+    "batching": spec.batching,
+  }
+  return Fingerprints(x, y, meta)

@@ -1,0 +1,189 @@
+"""Flax linen classifiers registered by name.
+
+Every model takes images in [0, 1] of shape (B, H, W, C), normalises them
+internally, and returns logits (B, K). Models with BatchNorm take `train`;
+outside training they are applied in inference mode (running statistics).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ucfp.layers import Conv
+
+
+def _normalise(x: jax.Array) -> jax.Array:
+  return (x - 0.5) / 0.25
+
+
+class MLP(nn.Module):
+  num_classes: int
+  hidden: Sequence[int] = (256, 128)
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = _normalise(x).reshape((x.shape[0], -1))
+    for h in self.hidden:
+      x = nn.relu(nn.Dense(h)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+class SmallCNN(nn.Module):
+  """Two 3x3 convs, a pool, a dense layer: for 8x8 inputs (works at any size)."""
+
+  num_classes: int
+  width: int = 32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = _normalise(x)
+    x = nn.relu(Conv(self.width, (3, 3))(x))
+    x = nn.relu(Conv(2 * self.width, (3, 3))(x))
+    x = nn.max_pool(x, (2, 2), (2, 2))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(128)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+class LeNet(nn.Module):
+  """LeNet-style: 5x5 convs with tanh and average pooling."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = _normalise(x)
+    x = nn.tanh(Conv(16, (5, 5))(x))
+    x = nn.avg_pool(x, (2, 2), (2, 2))
+    x = nn.tanh(Conv(32, (5, 5))(x))
+    x = nn.avg_pool(x, (2, 2), (2, 2))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.tanh(nn.Dense(120)(x))
+    x = nn.tanh(nn.Dense(84)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+class VGG(nn.Module):
+  """VGG-style CNN: three blocks of two conv-BN-ReLU layers (widths 32/64/128)."""
+
+  num_classes: int
+  widths: Sequence[int] = (32, 64, 128)
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = _normalise(x)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
+    for i, w in enumerate(self.widths):
+      for _ in range(2):
+        x = nn.relu(norm()(Conv(w, (3, 3), use_bias=False)(x)))
+      if i < len(self.widths) - 1 and x.shape[1] > 1:
+        x = nn.max_pool(x, (2, 2), (2, 2))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+class _ResBlock(nn.Module):
+  width: int
+  stride: int
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
+    s = (self.stride, self.stride)
+    y = nn.relu(norm()(Conv(self.width, (3, 3), s, use_bias=False)(x)))
+    y = norm()(Conv(self.width, (3, 3), use_bias=False)(y))
+    if x.shape != y.shape:
+      x = norm()(Conv(self.width, (1, 1), s, use_bias=False)(x))
+    return nn.relu(x + y)
+
+
+class ResNet20(nn.Module):
+  """ResNet-20 for 32x32 inputs (He et al., 2016): 3 stages of 3 blocks, widths 16/32/64."""
+
+  num_classes: int
+  blocks_per_stage: int = 3
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = _normalise(x)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
+    x = nn.relu(norm()(Conv(16, (3, 3), use_bias=False)(x)))
+    for stage, width in enumerate((16, 32, 64)):
+      for block in range(self.blocks_per_stage):
+        x = _ResBlock(width, 2 if (stage > 0 and block == 0) else 1)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+MODELS: dict[str, Callable[[int], nn.Module]] = {
+  "mlp": lambda k: MLP(k),
+  "cnn_small": lambda k: SmallCNN(k),
+  "cnn_wide": lambda k: SmallCNN(k, width=64),
+  "lenet": lambda k: LeNet(k),
+  "vgg": lambda k: VGG(k),
+  "vgg_small": lambda k: VGG(k, widths=(16, 32, 64)),
+  "resnet20": lambda k: ResNet20(k),
+}
+
+
+def check_model_name(name: str, field: str = "config.model") -> None:
+  if name not in MODELS:
+    raise ValueError(f"{field}={name!r} is not one of {', '.join(sorted(MODELS))}")
+
+
+@functools.cache
+def get_module(name: str, num_classes: int) -> nn.Module:
+  """The (cached, hashable) Flax module for a registered model name."""
+  check_model_name(name)
+  return MODELS[name](num_classes)
+
+
+@functools.cache
+def inference_apply(module: nn.Module) -> Callable:
+  """`apply_fn(variables, x) -> logits` in inference mode; one function object per module.
+
+  Returning the same object for the same module lets `jax.jit` reuse compiled code.
+  """
+
+  def apply_fn(variables, x):
+    return module.apply(variables, x, train=False)
+
+  return apply_fn
+
+
+def init_variables(module: nn.Module, key: jax.Array, image_shape: Sequence[int]):
+  """Initial variables for a batch of images of `image_shape` (H, W, C)."""
+  return module.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+
+
+@functools.cache
+def _jit_logits(apply_fn: Callable) -> Callable:
+  return jax.jit(apply_fn)
+
+
+def predict_logits(apply_fn: Callable, variables, x, batch_size: int = 1024) -> jax.Array:
+  """Logits (n, K) for images x (n, H, W, C), in batches, with one compiled function.
+
+  The last batch is padded to `batch_size` so every call has the same shape.
+  """
+  fn = _jit_logits(apply_fn)
+  n = x.shape[0]
+  bs = min(batch_size, n)
+  outs = []
+  for start in range(0, n, bs):
+    xb = jnp.asarray(x[start : start + bs])
+    pad = bs - xb.shape[0]
+    if pad:
+      xb = jnp.concatenate([xb, jnp.zeros((pad, *xb.shape[1:]), xb.dtype)])
+    outs.append(fn(variables, xb)[: bs - pad])
+  return jnp.concatenate(outs)
+
+
+def accuracy(apply_fn: Callable, variables, x, y) -> float:
+  """Top-1 accuracy of `apply_fn` on images x (n, H, W, C) with labels y (n,)."""
+  return float(jnp.mean(jnp.argmax(predict_logits(apply_fn, variables, x), -1) == jnp.asarray(y)))

@@ -1,0 +1,108 @@
+"""The three pure objective functions of characteristic-example generation.
+
+- :func:`c_loss`: the C-example loss of one model (Wang et al. 2021, Eq. 1);
+- :func:`robustness_term`: its mean over V sampled variants ("Gradient Mean");
+- :func:`spectral_term` and :func:`reference_term`: the low-transferability terms.
+
+All are pure functions of arrays and pytrees; `jit` is applied by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ucfp.spectral import low_pass
+from ucfp.variants import VariantSpec, mean_over_variants
+
+LOSSES = ("xent", "margin")
+
+
+def c_loss(logits: jax.Array, y: jax.Array, loss: str = "xent", kappa: float = 5.0) -> jax.Array:
+  """Per-example C-example loss.
+
+  Args:
+    logits: (N, K).
+    y: (N,) int target labels.
+    loss: `xent` (cross-entropy towards y) or `margin`
+      (`max(max_{j != y} z_j - z_y, -kappa)`, the C&W loss).
+    kappa: the margin loss floor.
+
+  Returns:
+    (N,) losses.
+  """
+  if loss == "xent":
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+  if loss == "margin":
+    return jnp.maximum(-margins(logits, y), -kappa)
+  raise ValueError(f"config.loss={loss!r} is not one of {', '.join(LOSSES)}")
+
+
+def margins(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """(N,) `z_y - max_{j != y} z_j`: positive when argmax is y."""
+  z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+  others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+  return z_y - jnp.max(others, axis=-1)
+
+
+def robustness_term(
+  apply_fn: Callable,
+  variables,
+  x: jax.Array,
+  y: jax.Array,
+  key: jax.Array,
+  *,
+  num_variants: int,
+  variant_spec: VariantSpec,
+  sorted_abs: jax.Array | None = None,
+  batching: str = "auto",
+  loss: str = "xent",
+  kappa: float = 5.0,
+) -> jax.Array:
+  """`E_v sum_i L_C(x_i; v)` estimated by the mean over V sampled variants.
+
+  Args:
+    apply_fn: `apply_fn(variables, x) -> logits`.
+    variables: base weights.
+    x: (N, H, W, C) images; y: (N,) targets.
+    key: PRNG key for the variants of this step.
+    num_variants: V.
+    variant_spec: noise bound and pruning settings.
+    sorted_abs: sorted base kernel magnitudes (see `ucfp.prune.sorted_magnitudes`).
+    batching: vmap | loop | unrolled | auto.
+
+  Returns:
+    A scalar. With V = 1 and no noise or mask it equals `sum(c_loss(...))`.
+  """
+  fn = lambda v: jnp.sum(c_loss(apply_fn(v, x), y, loss, kappa))
+  return mean_over_variants(fn, variables, key, num_variants, variant_spec, sorted_abs, batching)
+
+
+def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
+  """`sum_i ||LowPass_r(x_i - x0_i)||^2`: the perturbation's energy below radius r.
+
+  x, x0: (N, H, W, C). Returns a scalar.
+  """
+  return jnp.sum(low_pass(x - x0, radius) ** 2)
+
+
+def reference_term(
+  apply_fns: Sequence[Callable], variables: Sequence, x: jax.Array, y: jax.Array
+) -> jax.Array:
+  """`sum_i mean_r p_r(y_i | x_i)`: target-class probability under reference models.
+
+  The owner's independently trained reference models (never the evaluation's
+  innocents) stand in for models that fingerprints must not transfer to.
+
+  Args:
+    apply_fns, variables: R reference models.
+    x: (N, H, W, C); y: (N,).
+  """
+  probs = [
+    jnp.take_along_axis(jax.nn.softmax(f(v, x)), y[:, None], axis=-1)[:, 0]
+    for f, v in zip(apply_fns, variables, strict=True)
+  ]
+  return jnp.sum(jnp.mean(jnp.stack(probs), axis=0))

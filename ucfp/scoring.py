@@ -1,0 +1,133 @@
+"""Match rates, the Uniqueness Score, and the binomial verification test.
+
+Suspects are white-box :class:`ucfp.Model`s or black-box callables that take a
+float32 batch (N, H, W, C) in [0, 1] and return (N,) labels or (N, K) scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+from scipy import stats
+
+from ucfp.fingerprints import Fingerprints
+from ucfp.models import predict_logits
+from ucfp.types import Model
+
+Suspect = Union[Model, Callable[[np.ndarray], Any]]
+
+
+def predict_labels(model: Suspect, x: np.ndarray) -> np.ndarray:
+  """(N,) int labels of a Model or a black-box callable on images x (N, H, W, C)."""
+  if isinstance(model, Model):
+    out = np.asarray(predict_logits(model.apply_fn, model.variables, x))
+  elif callable(model):
+    out = np.asarray(model(np.asarray(x, np.float32)))
+  else:
+    raise TypeError(f"suspect must be a ucfp.Model or a callable, got {type(model).__name__}")
+  n = x.shape[0]
+  if out.shape == (n,):
+    return out.astype(np.int64)
+  if out.ndim == 2 and out.shape[0] == n:
+    return np.argmax(out, axis=-1)
+  raise ValueError(f"suspect returned shape {out.shape}; expected ({n},) labels or ({n}, K) scores")
+
+
+def match_rate(fingerprints: Fingerprints, model: Suspect) -> float:
+  """`(1/N) sum_i 1[argmax m(x_i) = y_i]`."""
+  return float(np.mean(predict_labels(model, fingerprints.x) == fingerprints.y))
+
+
+@dataclasses.dataclass(frozen=True)
+class UniquenessReport:
+  robustness: float  # mean match rate over the pruned copies
+  transferability: float  # mean match rate over the unassociated models
+  score: float  # robustness - transferability, in [-1, 1]
+  per_model: dict[str, float]
+
+
+def _named(models: Sequence[Suspect] | Mapping[str, Suspect], prefix: str) -> dict[str, Suspect]:
+  if isinstance(models, Mapping):
+    return dict(models)
+  out = {}
+  for i, m in enumerate(models):
+    name = m.name if isinstance(m, Model) else getattr(m, "__name__", f"{prefix}{i}")
+    out[name if name not in out else f"{name}#{i}"] = m
+  return out
+
+
+def uniqueness_score(
+  fingerprints: Fingerprints,
+  pruned: Sequence[Suspect] | Mapping[str, Suspect],
+  unassociated: Sequence[Suspect] | Mapping[str, Suspect],
+) -> UniquenessReport:
+  """Uniqueness Score (Wang et al. 2021): robustness R minus transferability T.
+
+  Args:
+    fingerprints: the fingerprint set.
+    pruned: models derived from the base (a list, or a dict name -> model).
+    unassociated: independently trained models.
+
+  Returns:
+    A :class:`UniquenessReport` with R, T, US = R - T and every model's match rate.
+  """
+  p, u = _named(pruned, "pruned"), _named(unassociated, "unassociated")
+  if not p or not u:
+    raise ValueError("uniqueness_score needs at least one pruned and one unassociated model")
+  per_model = {name: match_rate(fingerprints, m) for name, m in {**p, **u}.items()}
+  r = float(np.mean([per_model[n] for n in p]))
+  t = float(np.mean([per_model[n] for n in u]))
+  return UniquenessReport(r, t, r - t, per_model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  match_rate: float
+  matches: int
+  num_fingerprints: int
+  null_rate: float
+  p_value: float  # P(Binomial(N, null_rate) >= matches)
+  alpha: float
+  derived: bool  # p_value < alpha
+
+
+def binomial_p_value(matches: int, n: int, null_rate: float) -> float:
+  """`P(Binomial(n, null_rate) >= matches)`."""
+  return float(stats.binom.sf(matches - 1, n, null_rate))
+
+
+def null_rate_upper_bound(match_rates: Sequence[float], n: int, confidence: float = 0.95) -> float:
+  """Clopper-Pearson upper bound on the innocents' mean match rate.
+
+  Pools the matches of R innocent models on n fingerprints each (R * n trials).
+  """
+  if len(match_rates) == 0:
+    raise ValueError("null_rate_upper_bound needs at least one innocent match rate")
+  trials = n * len(match_rates)
+  k = int(round(sum(match_rates) * n))
+  if k >= trials:
+    return 1.0
+  return float(stats.beta.ppf(confidence, k + 1, trials - k))
+
+
+def verify(
+  fingerprints: Fingerprints, suspect: Suspect, *, null_rate: float, alpha: float = 1e-3
+) -> Verdict:
+  """Tests whether `suspect` was derived from the fingerprinted model.
+
+  Under the null hypothesis ("not derived") the number of matches is
+  Binomial(N, null_rate), with null_rate an upper confidence bound on the match
+  rate of independent models (see :func:`null_rate_upper_bound`). The suspect is
+  judged derived when `P(Binomial(N, null_rate) >= k) < alpha`.
+  """
+  if not 0.0 <= null_rate <= 1.0:
+    raise ValueError(f"null_rate={null_rate} must be in [0, 1]")
+  if not 0.0 < alpha < 1.0:
+    raise ValueError(f"alpha={alpha} must be in (0, 1)")
+  labels = predict_labels(suspect, fingerprints.x)
+  k, n = int(np.sum(labels == fingerprints.y)), len(fingerprints)
+  p = binomial_p_value(k, n, null_rate)
+  return Verdict(k / n, k, n, float(null_rate), p, float(alpha), p < alpha)

@@ -1,0 +1,78 @@
+"""One orbax checkpoint per trained model, named by a hash of how it was trained."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def data_id(x: np.ndarray, y: np.ndarray, name: str) -> str:
+  """A short identity for a training set: its name, shape and a hash of its contents."""
+  h = hashlib.sha256()
+  h.update(f"{name}|{x.shape}|{x.dtype}".encode())
+  h.update(np.ascontiguousarray(y).tobytes())
+  h.update(np.ascontiguousarray(x[:: max(1, len(x) // 256)]).tobytes())
+  return h.hexdigest()[:16]
+
+
+def spec_key(spec: Any, dataset: str) -> str:
+  """A 16-hex-digit hash of a (dataclass) training spec and a dataset identity."""
+  payload = json.dumps({"spec": dataclasses.asdict(spec), "data": dataset}, sort_keys=True)
+  return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+  """Writes JSON to a temporary file beside `path`, then renames it into place."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+class ModelStore:
+  """Checkpoints under `<root>/<name>-<key>/` with a `<name>-<key>.json` record beside.
+
+  The record (test accuracy, spec, ...) is written only after the checkpoint is
+  complete, so a model counts as cached only when both exist.
+  """
+
+  def __init__(self, root: str):
+    self.root = os.path.abspath(root)
+    self._ckptr = ocp.StandardCheckpointer()
+
+  def _paths(self, name: str, key: str) -> tuple[str, str]:
+    base = os.path.join(self.root, f"{name}-{key}")
+    return base, base + ".json"
+
+  def restore(self, name: str, key: str, abstract: Any) -> tuple[Any, dict] | None:
+    """(variables, record) if cached, else None. `abstract` is from `jax.eval_shape`."""
+    ckpt, rec = self._paths(name, key)
+    if not (os.path.isdir(ckpt) and os.path.isfile(rec)):
+      return None
+    with open(rec) as f:
+      record = json.load(f)
+    return self._ckptr.restore(ckpt, abstract), record
+
+  def save(self, name: str, key: str, variables: Any, record: dict) -> None:
+    ckpt, rec = self._paths(name, key)
+    if jax.process_index() == 0 and os.path.exists(rec):
+      os.remove(rec)
+    self._ckptr.save(ckpt, variables, force=True)
+    self._ckptr.wait_until_finished()
+    if jax.process_index() == 0:
+      atomic_write_json(rec, record)

@@ -1,0 +1,191 @@
+"""Supervised training and masked fine-tuning with optax, deterministic per seed.
+
+Steps run in chunks under `lax.scan` inside one jit (one compiled function
+per module and optimiser), so small models are not dominated by dispatch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from ucfp import prune
+from ucfp.models import init_variables
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """Everything that determines a trained model (its hash names the checkpoint)."""
+
+  arch: str
+  seed: int
+  epochs: int
+  batch_size: int = 64
+  learning_rate: float = 3e-3
+  weight_decay: float = 1e-4
+  augment: bool = False
+  subset: str = "full"  # full | half_a | half_b
+  prune_rate: float = 0.0  # > 0: fine-tune the parent with a fixed mask
+  prune_kind: str = "global"  # global | layerwise
+  parent: str = ""  # checkpoint key of the model being pruned
+
+
+def _make_tx(spec: TrainSpec, total_steps: int) -> optax.GradientTransformation:
+  warmup = max(1, total_steps // 10) if spec.prune_rate == 0 else 1
+  schedule = optax.warmup_cosine_decay_schedule(
+    0.0, spec.learning_rate, warmup, max(total_steps, warmup + 1)
+  )
+  return optax.adamw(schedule, weight_decay=spec.weight_decay)
+
+
+def _augment(key, x):
+  """Random horizontal flip and up-to-4-pixel translation (reflect padding): (B, H, W, C)."""
+  k1, k2 = jax.random.split(key)
+  flip = jax.random.bernoulli(k1, 0.5, (x.shape[0],))
+  x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
+  pad = 4
+  xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+  offs = jax.random.randint(k2, (x.shape[0], 2), 0, 2 * pad + 1)
+  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), x.shape[1:])
+  return jax.vmap(crop)(xp, offs)
+
+
+def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
+  """A jitted `run(state, x_all, y_all, idx (C, B), masks, key) -> (state, losses (C,))`.
+
+  Cached on what changes the computation (not the seed, subset or parent), so that
+  models of one architecture share one compiled function.
+  """
+  return _cached_runner(
+    module, spec.learning_rate, spec.weight_decay, spec.prune_rate > 0, spec.augment, total_steps
+  )
+
+
+@functools.cache
+def _cached_runner(module, learning_rate, weight_decay, finetune, augment, total_steps):
+  spec = TrainSpec(
+    "",
+    0,
+    1,
+    learning_rate=learning_rate,
+    weight_decay=weight_decay,
+    prune_rate=1.0 if finetune else 0.0,
+    augment=augment,
+  )
+  tx = _make_tx(spec, total_steps)
+
+  def run(state, x_all, y_all, idx, masks, key):
+    def body(carry, inp):
+      params, stats, opt_state = carry
+      batch_idx, step_key = inp
+      xb, yb = x_all[batch_idx], y_all[batch_idx]
+      if spec.augment:
+        xb = _augment(step_key, xb)
+
+      def loss_fn(p):
+        variables = {"params": p, **stats}
+        if stats:
+          logits, new = module.apply(variables, xb, train=True, mutable=["batch_stats"])
+        else:
+          logits, new = module.apply(variables, xb, train=True), {}
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), new
+
+      (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      if masks is not None:
+        grads = prune.apply_masks(grads, masks)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      params = optax.apply_updates(params, updates)
+      if masks is not None:
+        params = prune.apply_masks(params, masks)
+      return (params, {**stats, **new_stats}, opt_state), loss
+
+    keys = jax.random.split(key, idx.shape[0])
+    return jax.lax.scan(body, state, (idx, keys))
+
+  return jax.jit(run), tx
+
+
+def _index_stream(n_examples: int, indices: np.ndarray, spec: TrainSpec) -> np.ndarray:
+  """(steps, batch) example indices, reshuffled per pass over `indices` from the seed.
+
+  The number of steps is `epochs * (n_examples // batch)` whatever the subset, so a
+  model trained on half the data takes as many optimiser steps (and shares the
+  compiled step function) as one trained on all of it.
+  """
+  rng = np.random.default_rng(spec.seed + 7919)
+  bs = min(spec.batch_size, len(indices))
+  total = spec.epochs * max(1, n_examples // bs)
+  per_pass = len(indices) // bs
+  rows = []
+  while sum(r.shape[0] for r in rows) < total:
+    rows.append(rng.permutation(indices)[: per_pass * bs].reshape(per_pass, bs))
+  return np.concatenate(rows)[:total].astype(np.int32)
+
+
+def train(
+  module: nn.Module,
+  spec: TrainSpec,
+  x: np.ndarray,
+  y: np.ndarray,
+  *,
+  indices: np.ndarray | None = None,
+  init: dict | None = None,
+  masks=None,
+  name: str = "model",
+  chunk: int = 100,
+):
+  """Trains `module` on images x (n, H, W, C) and labels y (n,); returns its variables.
+
+  Args:
+    module: a Flax module taking `(x, train=...)`.
+    spec: the training hyperparameters (and seed).
+    x, y: the full training arrays; `indices` selects the subset used.
+    init: variables to start from (fine-tuning); fresh initialisation if None.
+    masks: a mask pytree over the *variables*; kernels stay exactly zero where 0.
+    name: for progress logs.
+    chunk: steps per compiled chunk (and per progress line).
+  """
+  indices = np.arange(len(x)) if indices is None else np.asarray(indices)
+  stream = _index_stream(len(x), indices, spec)
+  total = stream.shape[0]
+  key = jax.random.PRNGKey(spec.seed)
+  init_key, aug_key = jax.random.split(key)
+  variables = init if init is not None else init_variables(module, init_key, x.shape[1:])
+  params = variables["params"]
+  stats = {k: v for k, v in variables.items() if k != "params"}
+  run, tx = _chunk_runner(module, spec, total)
+  param_masks = None if masks is None else masks["params"]
+  if param_masks is not None:
+    params = prune.apply_masks(params, param_masks)
+  state = (params, stats, tx.init(params))
+  x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
+  chunk = max(1, min(chunk, total))
+  start = time.perf_counter()
+  loss = float("nan")
+  for i, s in enumerate(range(0, total, chunk)):
+    state, losses = run(
+      state, x_dev, y_dev, stream[s : s + chunk], param_masks, jax.random.fold_in(aug_key, i)
+    )
+    done = min(s + chunk, total)
+    if done == total or (i + 1) % 10 == 0:
+      loss = float(losses[-1])
+      rate = done / (time.perf_counter() - start)
+      logging.info(
+        "train %s: step %d/%d loss %.4f, %.1f steps/s, ETA %.0fs",
+        name,
+        done,
+        total,
+        loss,
+        rate,
+        (total - done) / rate,
+      )
+  params, stats, _ = state
+  return {"params": params, **stats}

@@ -1,0 +1,192 @@
+"""The evaluation zoo: base model, pruned copies, unassociated models, reference models.
+
+Every model is trained once and cached (orbax) under a hash of its training
+spec and the data, then restored on later runs. See DESIGN section 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import jax
+from absl import logging
+
+from ucfp import prune
+from ucfp.data import Dataset, split_halves
+from ucfp.models import accuracy, get_module, inference_apply, init_variables
+from ucfp.store import ModelStore, data_id, spec_key
+from ucfp.train import TrainSpec, train
+from ucfp.types import Model
+
+SUBSETS = ("full", "half_a", "half_b")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+  arch: str
+  seed: int
+  subset: str = "full"
+  epochs: int | None = None
+
+
+def parse_model_list(text: str, field: str) -> list[ModelEntry]:
+  """Parses `arch:seed[:subset[:epochs]]` entries separated by commas.
+
+  Raises ValueError naming `field` on a malformed entry or an unknown architecture.
+  """
+  from ucfp.models import MODELS
+
+  entries = []
+  for item in [t.strip() for t in str(text).split(",") if t.strip()]:
+    parts = item.split(":")
+    ok = 2 <= len(parts) <= 4 and parts[1].lstrip("-").isdigit()
+    ok = ok and (len(parts) < 3 or parts[2] in SUBSETS)
+    ok = ok and (len(parts) < 4 or (parts[3].isdigit() and int(parts[3]) > 0))
+    if not ok:
+      raise ValueError(
+        f"{field}: entry {item!r} is not arch:seed[:subset[:epochs]] "
+        f"(subset one of {', '.join(SUBSETS)}, epochs a positive integer)"
+      )
+    if parts[0] not in MODELS:
+      raise ValueError(f"{field}: model {parts[0]!r} is not one of {', '.join(sorted(MODELS))}")
+    entries.append(
+      ModelEntry(
+        parts[0],
+        int(parts[1]),
+        parts[2] if len(parts) > 2 else "full",
+        int(parts[3]) if len(parts) > 3 else None,
+      )
+    )
+  return entries
+
+
+@dataclasses.dataclass
+class ZooModel:
+  model: Model
+  kind: str  # base | pruned | unassociated | reference
+  test_accuracy: float
+  rate: float | None = None
+  seconds: float = 0.0  # training time (0 when restored)
+
+
+@dataclasses.dataclass
+class Zoo:
+  base: ZooModel
+  reference: list[ZooModel]
+  pruned: list[ZooModel]
+  unassociated: list[ZooModel]
+
+  def all(self) -> list[ZooModel]:
+    return [self.base, *self.reference, *self.pruned, *self.unassociated]
+
+
+class ZooBuilder:
+  """Trains or restores models for one dataset and training configuration."""
+
+  def __init__(self, config, data: Dataset, workdir: str):
+    self.config = config
+    self.data = data
+    self.store = ModelStore(os.path.join(workdir, "models"))
+    self.data_key = data_id(data.train_x, data.train_y, data.info.name)
+    self.halves = split_halves(len(data.train_x), seed=12345)
+
+  def _spec(self, entry: ModelEntry, **kw) -> TrainSpec:
+    t = self.config.train
+    return TrainSpec(
+      arch=entry.arch,
+      seed=entry.seed,
+      epochs=entry.epochs or t.epochs,
+      batch_size=t.batch_size,
+      learning_rate=t.learning_rate,
+      weight_decay=t.weight_decay,
+      augment=t.augment,
+      subset=entry.subset,
+      **kw,
+    )
+
+  def _get(self, name: str, kind: str, spec: TrainSpec, init=None, masks=None, rate=None):
+    module = get_module(spec.arch, self.data.info.num_classes)
+    apply_fn = inference_apply(module)
+    key = spec_key(spec, self.data_key)
+    abstract = jax.eval_shape(
+      lambda: init_variables(module, jax.random.PRNGKey(0), self.data.info.image_shape)
+    )
+    cached = self.store.restore(name, key, abstract)
+    if cached is not None:
+      variables, record = cached
+      logging.info("restored %s (test accuracy %.4f)", name, record["test_accuracy"])
+      return ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate), key
+    indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
+    start = time.perf_counter()
+    print(f"  training {name} ({spec.arch}, {spec.epochs} epochs)...", flush=True)
+    variables = train(
+      module,
+      spec,
+      self.data.train_x,
+      self.data.train_y,
+      indices=indices,
+      init=init,
+      masks=masks,
+      name=name,
+    )
+    variables = jax.block_until_ready(variables)
+    seconds = time.perf_counter() - start
+    acc = accuracy(apply_fn, variables, self.data.test_x, self.data.test_y)
+    record = {
+      "name": name,
+      "kind": kind,
+      "spec": dataclasses.asdict(spec),
+      "data": self.data_key,
+      "test_accuracy": acc,
+      "train_seconds": seconds,
+      "sparsity": prune.sparsity(variables),
+    }
+    self.store.save(name, key, variables, record)
+    print(f"  {name}: test accuracy {acc:.4f} ({seconds:.1f} s)", flush=True)
+    return ZooModel(Model(apply_fn, variables, name), kind, acc, rate, seconds), key
+
+  def base(self) -> tuple[ZooModel, str]:
+    entry = ModelEntry(self.config.model, self.config.seed)
+    return self._get(f"base-{entry.arch}", "base", self._spec(entry))
+
+  def pruned(self, base: ZooModel, base_key: str) -> list[ZooModel]:
+    z = self.config.zoo
+    out = []
+    for rate in z.prune_rates:
+      entry = ModelEntry(self.config.model, self.config.seed, epochs=z.finetune_epochs)
+      spec = dataclasses.replace(
+        self._spec(entry),
+        learning_rate=z.finetune_learning_rate,
+        prune_rate=float(rate),
+        prune_kind="global",
+        parent=base_key,
+        augment=False,
+      )
+      masks = prune.global_magnitude_masks(base.model.variables, float(rate))
+      zm, _ = self._get(
+        f"pruned-{rate:g}", "pruned", spec, init=base.model.variables, masks=masks, rate=float(rate)
+      )
+      out.append(zm)
+    return out
+
+  def listed(self, text: str, field: str, kind: str) -> list[ZooModel]:
+    out = []
+    for e in parse_model_list(text, field):
+      suffix = "" if e.subset == "full" else f"-{e.subset}"
+      out.append(self._get(f"{kind}-{e.arch}-s{e.seed}{suffix}", kind, self._spec(e))[0])
+    return out
+
+
+def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -> Zoo:
+  """Trains or restores the base model, the owner's reference models and (if
+  `evaluation`) the pruned copies and unassociated models of `config`."""
+  b = ZooBuilder(config, data, workdir)
+  base, base_key = b.base()
+  reference = b.listed(config.reference.models, "config.reference.models", "reference")
+  pruned = b.pruned(base, base_key) if evaluation else []
+  unassoc = (
+    b.listed(config.zoo.unassociated, "config.zoo.unassociated", "innocent") if evaluation else []
+  )
+  return Zoo(base, reference, pruned, unassoc)
