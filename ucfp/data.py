@@ -162,7 +162,7 @@ def _decode_folder(path: str) -> dict[str, np.ndarray]:
   for split, items in per_split.items():
     items.sort(key=lambda t: t[2])
     xs = []
-    for cls, arr, member in items:
+    for _cls, arr, member in items:
       if channels == 3 and arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
       shape = shape or arr.shape

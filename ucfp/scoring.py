@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -17,7 +17,7 @@ from ucfp.fingerprints import Fingerprints
 from ucfp.models import predict_logits
 from ucfp.types import Model
 
-Suspect = Union[Model, Callable[[np.ndarray], Any]]
+Suspect = Model | Callable[[np.ndarray], Any]
 
 
 def predict_labels(model: Suspect, x: np.ndarray) -> np.ndarray:
