@@ -61,7 +61,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # --- The owner's reference models (never evaluated as innocents).
   c.reference = ml_collections.ConfigDict()
-  c.reference.models = "cnn_small:1001,mlp:1002,lenet:1003"  # arch:seed[:subset[:epochs]]
+  # arch:seed[:subset[:epochs]], trained only when ltrc.term = 'reference'. Several of the
+  # base architecture: with one, examples overfit to it and still transfer to other seeds.
+  c.reference.models = (
+    "cnn_small:1001,cnn_small:1004,cnn_small:1005,cnn_small:1006,mlp:1002,lenet:1003,cnn_wide:1007"
+  )
 
   # --- The evaluation zoo (DESIGN section 2).
   c.zoo = ml_collections.ConfigDict()

@@ -11,5 +11,5 @@ def get_config(arg: str | None = None):
   c.method = "ltrc"
   c.ltrc.radius = 2.0 if c.image_shape[0] <= 8 else 4.0
   c.ltrc.term = "reference"
-  c.ltrc.weight = 1.0
+  c.ltrc.weight = 3.0
   return c

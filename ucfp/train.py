@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
 from ucfp import prune
 from ucfp.models import init_variables
@@ -141,6 +140,7 @@ def train(
   masks=None,
   name: str = "model",
   chunk: int = 100,
+  report_every: float = 15.0,
 ):
   """Trains `module` on images x (n, H, W, C) and labels y (n,); returns its variables.
 
@@ -151,7 +151,8 @@ def train(
     init: variables to start from (fine-tuning); fresh initialisation if None.
     masks: a mask pytree over the *variables*; kernels stay exactly zero where 0.
     name: for progress logs.
-    chunk: steps per compiled chunk (and per progress line).
+    chunk: steps per compiled chunk.
+    report_every: seconds between progress lines (steps/s and ETA).
   """
   indices = np.arange(len(x)) if indices is None else np.asarray(indices)
   stream = _index_stream(len(x), indices, spec)
@@ -169,23 +170,20 @@ def train(
   x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
   chunk = max(1, min(chunk, total))
   start = time.perf_counter()
-  loss = float("nan")
+  last_report = 0.0
   for i, s in enumerate(range(0, total, chunk)):
     state, losses = run(
       state, x_dev, y_dev, stream[s : s + chunk], param_masks, jax.random.fold_in(aug_key, i)
     )
     done = min(s + chunk, total)
-    if done == total or (i + 1) % 10 == 0:
-      loss = float(losses[-1])
-      rate = done / (time.perf_counter() - start)
-      logging.info(
-        "train %s: step %d/%d loss %.4f, %.1f steps/s, ETA %.0fs",
-        name,
-        done,
-        total,
-        loss,
-        rate,
-        (total - done) / rate,
+    elapsed = time.perf_counter() - start
+    if done < total and elapsed - last_report > report_every:
+      last_report = elapsed
+      rate = done / elapsed
+      print(
+        f"    {name}: step {done}/{total} loss {float(losses[-1]):.4f}, "
+        f"{rate:.1f} steps/s, ETA {(total - done) / rate:.0f} s",
+        flush=True,
       )
   params, stats, _ = state
   return {"params": params, **stats}

@@ -180,11 +180,17 @@ class ZooBuilder:
 
 
 def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -> Zoo:
-  """Trains or restores the base model, the owner's reference models and (if
-  `evaluation`) the pruned copies and unassociated models of `config`."""
+  """Trains or restores the base model, the owner's reference models (when the
+  reference term needs them) and, if `evaluation`, the pruned copies and unassociated
+  models of `config`."""
   b = ZooBuilder(config, data, workdir)
   base, base_key = b.base()
-  reference = b.listed(config.reference.models, "config.reference.models", "reference")
+  needs_reference = config.method == "ltrc" and config.ltrc.term == "reference"
+  reference = (
+    b.listed(config.reference.models, "config.reference.models", "reference")
+    if needs_reference
+    else []
+  )
   pruned = b.pruned(base, base_key) if evaluation else []
   unassoc = (
     b.listed(config.zoo.unassociated, "config.zoo.unassociated", "innocent") if evaluation else []

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny models and configs so the suite stays fast on 2 CPU cores."""
+
+import os
+
+import jax
+import pytest
+
+from configs import base as base_config
+from ucfp import Model
+from ucfp.data import load_digits
+from ucfp.models import get_module, inference_apply, init_variables
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def digits():
+  return load_digits()
+
+
+def random_model(arch: str, seed: int = 0, shape=(8, 8, 1), k: int = 10, name=None) -> Model:
+  module = get_module(arch, k)
+  variables = init_variables(module, jax.random.PRNGKey(seed), shape)
+  return Model(inference_apply(module), variables, name or f"{arch}-{seed}")
+
+
+@pytest.fixture(scope="session")
+def mlp_model():
+  return random_model("mlp", 0)
+
+
+@pytest.fixture(scope="session")
+def cnn_model():
+  return random_model("cnn_small", 0)
+
+
+@pytest.fixture
+def tiny_config():
+  return base_config.get_config("tiny")

@@ -1,0 +1,107 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_model
+
+from ucfp import Model, fingerprint, match_rate, objectives
+from ucfp.spectral import frequency_radius
+
+
+def _cfg(c, method="c", **kw):
+  c.method = method
+  c.num_fingerprints = 10
+  c.steps = 6
+  c.robust.num_variants = 2
+  for k, v in kw.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+def test_loss_falls_and_examples_match(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "c", steps=30, step_size=0.02)
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+  assert fp.x.shape == (10, 8, 8, 1) and fp.x.min() >= 0 and fp.x.max() <= 1
+  x0 = jax.random.uniform(jax.random.split(jax.random.PRNGKey(0), 3)[0], fp.x.shape)
+  before = float(jnp.sum(objectives.c_loss(cnn_model(x0), jnp.asarray(fp.y))))
+  assert fp.meta["final_loss"] < 0.5 * before
+  assert match_rate(fp, cnn_model) == 1.0
+  assert sorted(np.bincount(fp.y, minlength=10)) == [1] * 10  # balanced
+
+
+@pytest.mark.parametrize("method", ["c", "rc", "ltrc"])
+def test_same_key_same_fingerprints(tiny_config, cnn_model, mlp_model, method):
+  c = _cfg(tiny_config, method, **{"ltrc.radius": 2.0, "ltrc.term": "reference"})
+  ref = [mlp_model] if method == "ltrc" else []
+  a = fingerprint(cnn_model, c, key=jax.random.PRNGKey(3), reference=ref)
+  b = fingerprint(cnn_model, c, key=jax.random.PRNGKey(3), reference=ref)
+  np.testing.assert_array_equal(a.x, b.x)
+  np.testing.assert_array_equal(a.y, b.y)
+  d = fingerprint(cnn_model, c, key=jax.random.PRNGKey(4), reference=ref)
+  assert not np.array_equal(a.x, d.x)
+
+
+def test_ltrc_perturbation_stays_high_pass(tiny_config, cnn_model):
+  # gaussian start away from the box edges so clipping does not interfere
+  c = _cfg(
+    tiny_config,
+    "ltrc",
+    init="gaussian",
+    init_sigma=0.01,
+    step_size=0.002,
+    **{"ltrc.radius": 2.0, "ltrc.term": "none"},
+  )
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+  x0 = np.clip(
+    0.5
+    + 0.01
+    * np.asarray(jax.random.normal(jax.random.split(jax.random.PRNGKey(0), 3)[0], fp.x.shape)),
+    0,
+    1,
+  )
+  f = np.fft.fft2(fp.x - x0, axes=(1, 2))
+  low = frequency_radius(8, 8) < 2.0
+  assert np.abs(f[:, low]).max() < 1e-4 < np.abs(f[:, ~low]).max()
+
+
+def test_given_labels_and_bad_labels(tiny_config, cnn_model):
+  c = _cfg(tiny_config)
+  y = np.full(10, 3)
+  assert np.all(fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), labels=y).y == 3)
+  with pytest.raises(ValueError, match=r"labels.*\[0, 10\)"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), labels=np.full(10, 10))
+
+
+def test_image_shape_mismatch(tiny_config):
+  rgb = random_model("cnn_small", shape=(8, 8, 3))
+  with pytest.raises(ValueError, match=r"config\.image_shape.*channel"):
+    fingerprint(rgb, _cfg(tiny_config), key=jax.random.PRNGKey(0))
+
+
+def test_reference_term_needs_reference_models(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "ltrc", **{"ltrc.term": "reference"})
+  with pytest.raises(ValueError, match="reference"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+
+
+def test_nan_loss_stops_with_step_number(tiny_config, cnn_model):
+  def apply_fn(v, x):
+    out = cnn_model.apply_fn(v, x)
+    return out * jnp.where(jnp.mean(x) > -1, jnp.nan, 1.0)
+
+  with pytest.raises(FloatingPointError, match="step 0"):
+    fingerprint(
+      Model(apply_fn, cnn_model.variables, "nan"),
+      _cfg(tiny_config, steps=15),
+      key=jax.random.PRNGKey(0),
+    )
+
+
+def test_early_stop(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "c", steps=200, step_size=0.05, early_stop=True, early_stop_margin=1.0)
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+  assert fp.meta["steps_run"] < 200 and fp.meta["min_margin"] >= 1.0

@@ -1,0 +1,113 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ucfp import objectives, prune
+from ucfp.spectral import low_pass
+from ucfp.variants import VariantSpec, mean_over_variants, sample_variant
+
+
+def test_xent_and_margin():
+  logits = jnp.array([[2.0, 1.0, -1.0], [0.0, 3.0, 0.5]])
+  y = jnp.array([0, 0])
+  np.testing.assert_allclose(
+    objectives.c_loss(logits, y), optax.softmax_cross_entropy_with_integer_labels(logits, y)
+  )
+  np.testing.assert_allclose(objectives.margins(logits, y), [1.0, -3.0])
+  np.testing.assert_allclose(objectives.c_loss(logits, y, "margin", kappa=0.5), [-0.5, 3.0])
+  with pytest.raises(ValueError, match="config.loss"):
+    objectives.c_loss(logits, y, "hinge")
+
+
+def test_robustness_term_with_one_clean_variant_equals_c_loss(cnn_model):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (4, 8, 8, 1))
+  y = jnp.arange(4)
+  clean = VariantSpec(noise_bound=0.0, mask="none")
+  r = objectives.robustness_term(
+    cnn_model.apply_fn,
+    cnn_model.variables,
+    x,
+    y,
+    jax.random.PRNGKey(1),
+    num_variants=1,
+    variant_spec=clean,
+  )
+  c = jnp.sum(objectives.c_loss(cnn_model(x), y))
+  np.testing.assert_allclose(r, c, rtol=1e-5)
+
+
+def test_batching_strategies_agree(cnn_model):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+  y = jnp.array([1, 2, 3])
+  spec = VariantSpec(0.05, "relative", "magnitude", 0.3, 0.9)
+  sa = prune.sorted_magnitudes(cnn_model.variables)
+  vals = {}
+  for b in ("vmap", "loop", "unrolled"):
+    fn = lambda xx, b=b: objectives.robustness_term(
+      cnn_model.apply_fn,
+      cnn_model.variables,
+      xx,
+      y,
+      jax.random.PRNGKey(5),
+      num_variants=3,
+      variant_spec=spec,
+      sorted_abs=sa,
+      batching=b,
+    )
+    vals[b] = jax.jit(jax.value_and_grad(fn))(x)
+  for b in ("loop", "unrolled"):
+    np.testing.assert_allclose(vals[b][0], vals["vmap"][0], rtol=1e-4)
+    np.testing.assert_allclose(vals[b][1], vals["vmap"][1], rtol=1e-3, atol=1e-5)
+
+
+def test_variants_touch_only_kernels_and_respect_bounds(cnn_model):
+  v = cnn_model.variables
+  spec = VariantSpec(0.1, "relative", "none")
+  out = sample_variant(v, jax.random.PRNGKey(0), spec, None)
+  for path, a in jax.tree_util.tree_flatten_with_path(v)[0]:
+    b = out
+    for p in path:
+      b = b[p.key]
+    if prune.is_prunable(path, a):
+      assert not np.allclose(a, b)
+      assert np.all(np.abs(np.asarray(b) - np.asarray(a)) <= 0.1 * np.abs(np.asarray(a)) + 1e-7)
+    else:
+      np.testing.assert_array_equal(a, b)
+
+
+def test_magnitude_variant_prunes_in_range(cnn_model):
+  v = cnn_model.variables
+  spec = VariantSpec(0.0, "relative", "magnitude", 0.4, 0.6)
+  sa = prune.sorted_magnitudes(v)
+  for i in range(4):
+    s = prune.sparsity(sample_variant(v, jax.random.PRNGKey(i), spec, sa))
+    assert 0.4 - 1e-3 <= s <= 0.6 + 1e-3
+
+
+def test_mean_over_variants_rejects_unknown_batching(cnn_model):
+  with pytest.raises(ValueError, match="robust.batching"):
+    mean_over_variants(
+      lambda v: 0.0, cnn_model.variables, jax.random.PRNGKey(0), 2, VariantSpec(), None, "pmap"
+    )
+
+
+def test_spectral_term():
+  x0 = jnp.zeros((2, 8, 8, 1))
+  x = jax.random.uniform(jax.random.PRNGKey(0), x0.shape)
+  np.testing.assert_allclose(
+    objectives.spectral_term(x, x0, 2.0), jnp.sum(low_pass(x, 2.0) ** 2), rtol=1e-5
+  )
+  assert float(objectives.spectral_term(x0, x0, 2.0)) == 0.0
+
+
+def test_reference_term(mlp_model, cnn_model):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 1))
+  y = jnp.array([0, 1, 2, 3, 4])
+  got = objectives.reference_term(
+    (mlp_model.apply_fn, cnn_model.apply_fn), (mlp_model.variables, cnn_model.variables), x, y
+  )
+  p1 = jax.nn.softmax(mlp_model(x))[jnp.arange(5), y]
+  p2 = jax.nn.softmax(cnn_model(x))[jnp.arange(5), y]
+  np.testing.assert_allclose(got, jnp.sum((p1 + p2) / 2), rtol=1e-5)

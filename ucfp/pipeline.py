@@ -1,0 +1,152 @@
+"""The main job: train or restore models, generate fingerprints, evaluate, write the report."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from ucfp import scoring
+from ucfp.data import load_dataset
+from ucfp.fingerprints import Fingerprints
+from ucfp.generation import fingerprint
+from ucfp.store import atomic_write_json
+from ucfp.validate import validate_config
+from ucfp.zoo import Zoo, build_zoo
+
+
+def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
+  """Match rates of every zoo model, R, T, US, and leave-one-out binomial verdicts.
+
+  The null rate for a model is the 95% upper confidence bound of the mean match
+  rate of the *other* unassociated models (never calibrated on the model judged).
+  """
+  rates = {m.model.name: scoring.match_rate(fps, m.model) for m in zoo.all()}
+  innocents = [m.model.name for m in zoo.unassociated]
+  n = len(fps)
+
+  def verdict(name):
+    others = [rates[o] for o in innocents if o != name] or [0.0]
+    null = scoring.null_rate_upper_bound(others, n)
+    k = int(round(rates[name] * n))
+    p = scoring.binomial_p_value(k, n, null)
+    return {"null_rate": null, "p_value": p, "derived": bool(p < 1e-3)}
+
+  def entry(m):
+    e = {"name": m.model.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.model.name]}
+    if m.rate is not None:
+      e["rate"] = m.rate
+    return {**e, **verdict(m.model.name)}
+
+  r = float(np.mean([rates[m.model.name] for m in zoo.pruned]))
+  t = float(np.mean([rates[name] for name in innocents]))
+  return {
+    "base": {
+      "name": zoo.base.model.name,
+      "test_accuracy": zoo.base.test_accuracy,
+      "match_rate": rates[zoo.base.model.name],
+    },
+    "reference": [
+      {"name": m.model.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.model.name]}
+      for m in zoo.reference
+    ],
+    "pruned": [entry(m) for m in zoo.pruned],
+    "unassociated": [entry(m) for m in zoo.unassociated],
+    "robustness": r,
+    "transferability": t,
+    "uniqueness_score": r - t,
+  }
+
+
+def format_table(report: dict) -> str:
+  rows = [("model", "kind", "test acc", "match", "p-value")]
+  rows.append(
+    (
+      report["base"]["name"],
+      "base",
+      f"{report['base']['test_accuracy']:.4f}",
+      f"{report['base']['match_rate']:.2f}",
+      "",
+    )
+  )
+  for kind in ("reference", "pruned", "unassociated"):
+    for e in report.get(kind, []):
+      p = f"{e['p_value']:.2g}" if "p_value" in e else ""
+      rows.append((e["name"], kind, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  if "uniqueness_score" in report:
+    lines.append(
+      f"robustness R = {report['robustness']:.3f}   transferability T = "
+      f"{report['transferability']:.3f}   Uniqueness Score US = {report['uniqueness_score']:.3f}"
+    )
+  return "\n".join(lines)
+
+
+def run(config, workdir: str) -> dict:
+  """Runs the whole job of `python -m ucfp.generate` and returns the report dict."""
+  validate_config(config)
+  t0 = time.perf_counter()
+  seconds = {}
+  writer = jax.process_index() == 0
+  workdir = os.path.abspath(workdir)
+  data = load_dataset(config.dataset, cache_dir=os.path.join(workdir, "data"))
+  if tuple(data.info.image_shape) != tuple(config.image_shape):
+    raise ValueError(
+      f"config.image_shape={tuple(config.image_shape)} does not match the images of "
+      f"{config.dataset!r} {data.info.image_shape}; set --config.image_shape='{data.info.image_shape}'"
+    )
+  seconds["data"] = time.perf_counter() - t0
+  print(
+    f"data: {data.info.name}, {len(data.train_x)} train / {len(data.test_x)} test images "
+    f"of {data.info.image_shape}, {data.info.num_classes} classes",
+    flush=True,
+  )
+
+  t = time.perf_counter()
+  zoo = build_zoo(config, data, workdir, evaluation=config.evaluate)
+  seconds["models"] = time.perf_counter() - t
+
+  t = time.perf_counter()
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5EED)
+  fps = fingerprint(
+    zoo.base.model,
+    config,
+    key=key,
+    reference=[m.model for m in zoo.reference],
+    image_shape=data.info.image_shape,
+  )
+  seconds["generate"] = time.perf_counter() - t
+  print(
+    f"generated {len(fps)} {config.method} fingerprints in {seconds['generate']:.1f} s "
+    f"({fps.meta['steps_run']} steps)",
+    flush=True,
+  )
+  fp_path = os.path.join(workdir, "fingerprints.npz")
+  if writer:
+    fps.save(fp_path)
+
+  report = {
+    "method": config.method,
+    "dataset": config.dataset,
+    "num_fingerprints": len(fps),
+    "config": config.to_dict(),
+  }
+  if config.evaluate:
+    t = time.perf_counter()
+    report.update(evaluate(fps, zoo))
+    seconds["evaluate"] = time.perf_counter() - t
+  else:
+    report["base"] = {"name": zoo.base.model.name, "test_accuracy": zoo.base.test_accuracy}
+  seconds["total"] = time.perf_counter() - t0
+  report["seconds"] = seconds
+  report["fingerprints"] = fp_path
+  print(format_table(report), flush=True)
+  if writer:
+    report_path = os.path.join(workdir, "report.json")
+    atomic_write_json(report_path, report)
+    print(f"wrote {fp_path}\nwrote {report_path}", flush=True)
+  return report
