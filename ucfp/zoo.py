@@ -172,10 +172,11 @@ class ZooBuilder:
     return out
 
   def listed(self, text: str, field: str, kind: str) -> list[ZooModel]:
+    prefix = {"unassociated": "innocent"}.get(kind, kind)
     out = []
     for e in parse_model_list(text, field):
       suffix = "" if e.subset == "full" else f"-{e.subset}"
-      out.append(self._get(f"{kind}-{e.arch}-s{e.seed}{suffix}", kind, self._spec(e))[0])
+      out.append(self._get(f"{prefix}-{e.arch}-s{e.seed}{suffix}", kind, self._spec(e))[0])
     return out
 
 
@@ -193,6 +194,8 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
   )
   pruned = b.pruned(base, base_key) if evaluation else []
   unassoc = (
-    b.listed(config.zoo.unassociated, "config.zoo.unassociated", "innocent") if evaluation else []
+    b.listed(config.zoo.unassociated, "config.zoo.unassociated", "unassociated")
+    if evaluation
+    else []
   )
   return Zoo(base, reference, pruned, unassoc)
