@@ -76,6 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # --- Execution.
   c.distributed = False  # call jax.distributed.initialize() (multi-host TPU)
+  c.shard = True  # split the examples over all devices (when N divides evenly)
 
   if preset == "cifar10":
     c.dataset = "cifar10"

@@ -16,6 +16,7 @@ from absl import logging
 
 from ucfp import objectives, prune
 from ucfp.fingerprints import Fingerprints
+from ucfp.sharding import example_sharding, place
 from ucfp.spectral import high_pass_filter
 from ucfp.types import Model
 from ucfp.validate import validate_generation
@@ -212,13 +213,18 @@ def fingerprint(
     else None
   )
   x0 = initial_noise(k_init, n, shape, config.init, float(config.init_sigma))
+  variables = model.variables
+  y_dev = jnp.asarray(y)
+  sh = example_sharding(n) if config.shard else None
+  if sh is not None:
+    x0, y_dev = place((x0, y_dev), sh.examples)
+    variables, ref_vars, sorted_abs = place((variables, ref_vars, sorted_abs), sh.replicated)
   state = (jnp.copy(x0), make_optimizer(spec).init(x0))
   step = compiled_step(spec, model.apply_fn, ref_fns)
-  y_dev = jnp.asarray(y)
   start, losses, margins, steps_run = time.perf_counter(), [], [], 0
   for t in range(int(config.steps)):
     state, loss, margin = step(
-      state, x0, y_dev, model.variables, ref_vars, sorted_abs, jax.random.fold_in(k_steps, t)
+      state, x0, y_dev, variables, ref_vars, sorted_abs, jax.random.fold_in(k_steps, t)
     )
     losses.append(loss)
     margins.append(margin)
@@ -245,5 +251,6 @@ def fingerprint(
     "min_margin": float(margins[-1]),
     "seconds": seconds,
     "batching": spec.batching,
+    "devices": 1 if sh is None else sh.num_devices,
   }
   return Fingerprints(x, y, meta)

@@ -64,6 +64,9 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _number(config.early_stop_margin, "early_stop_margin")
   if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
     raise ValueError(f"config.seed={config.seed!r} must be a non-negative integer")
+  for flag in ("early_stop", "shard"):
+    if not isinstance(config[flag], bool):
+      raise ValueError(f"config.{flag}={config[flag]!r} must be true or false")
   r = config.robust
   _positive_int(r.num_variants, "robust.num_variants")
   _number(r.noise_bound, "robust.noise_bound", 0)
