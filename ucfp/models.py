@@ -21,6 +21,18 @@ def _normalise(x: jax.Array) -> jax.Array:
   return (x - 0.5) / 0.25
 
 
+def max_pool2(x: jax.Array) -> jax.Array:
+  """2x2 max pooling, stride 2, as a reshape + max (x: (B, H, W, C), H and W even).
+
+  Same values as `nn.max_pool(x, (2, 2), (2, 2))`; its gradient avoids XLA:CPU's
+  slow select-and-scatter.
+  """
+  b, h, w, c = x.shape
+  if h % 2 or w % 2:
+    return nn.max_pool(x, (2, 2), (2, 2))
+  return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
 class MLP(nn.Module):
   num_classes: int
   hidden: Sequence[int] = (256, 128)
@@ -38,13 +50,14 @@ class SmallCNN(nn.Module):
 
   num_classes: int
   width: int = 32
+  conv: str = "auto"  # convolution lowering, see ucfp.layers
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = _normalise(x)
-    x = nn.relu(Conv(self.width, (3, 3))(x))
-    x = nn.relu(Conv(2 * self.width, (3, 3))(x))
-    x = nn.max_pool(x, (2, 2), (2, 2))
+    x = nn.relu(Conv(self.width, (3, 3), impl=self.conv)(x))
+    x = nn.relu(Conv(2 * self.width, (3, 3), impl=self.conv)(x))
+    x = max_pool2(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(128)(x))
     return nn.Dense(self.num_classes)(x)
@@ -54,13 +67,14 @@ class LeNet(nn.Module):
   """LeNet-style: 5x5 convs with tanh and average pooling."""
 
   num_classes: int
+  conv: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = _normalise(x)
-    x = nn.tanh(Conv(16, (5, 5))(x))
+    x = nn.tanh(Conv(16, (5, 5), impl=self.conv)(x))
     x = nn.avg_pool(x, (2, 2), (2, 2))
-    x = nn.tanh(Conv(32, (5, 5))(x))
+    x = nn.tanh(Conv(32, (5, 5), impl=self.conv)(x))
     x = nn.avg_pool(x, (2, 2), (2, 2))
     x = x.reshape((x.shape[0], -1))
     x = nn.tanh(nn.Dense(120)(x))
@@ -73,6 +87,7 @@ class VGG(nn.Module):
 
   num_classes: int
   widths: Sequence[int] = (32, 64, 128)
+  conv: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -80,9 +95,9 @@ class VGG(nn.Module):
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
     for i, w in enumerate(self.widths):
       for _ in range(2):
-        x = nn.relu(norm()(Conv(w, (3, 3), use_bias=False)(x)))
+        x = nn.relu(norm()(Conv(w, (3, 3), use_bias=False, impl=self.conv)(x)))
       if i < len(self.widths) - 1 and x.shape[1] > 1:
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = max_pool2(x)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 
@@ -90,15 +105,16 @@ class VGG(nn.Module):
 class _ResBlock(nn.Module):
   width: int
   stride: int
+  conv: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool):
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
     s = (self.stride, self.stride)
-    y = nn.relu(norm()(Conv(self.width, (3, 3), s, use_bias=False)(x)))
-    y = norm()(Conv(self.width, (3, 3), use_bias=False)(y))
+    y = nn.relu(norm()(Conv(self.width, (3, 3), s, use_bias=False, impl=self.conv)(x)))
+    y = norm()(Conv(self.width, (3, 3), use_bias=False, impl=self.conv)(y))
     if x.shape != y.shape:
-      x = norm()(Conv(self.width, (1, 1), s, use_bias=False)(x))
+      x = norm()(Conv(self.width, (1, 1), s, use_bias=False, impl=self.conv)(x))
     return nn.relu(x + y)
 
 
@@ -107,27 +123,28 @@ class ResNet20(nn.Module):
 
   num_classes: int
   blocks_per_stage: int = 3
+  conv: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = _normalise(x)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
-    x = nn.relu(norm()(Conv(16, (3, 3), use_bias=False)(x)))
+    x = nn.relu(norm()(Conv(16, (3, 3), use_bias=False, impl=self.conv)(x)))
     for stage, width in enumerate((16, 32, 64)):
       for block in range(self.blocks_per_stage):
-        x = _ResBlock(width, 2 if (stage > 0 and block == 0) else 1)(x, train)
+        x = _ResBlock(width, 2 if (stage > 0 and block == 0) else 1, self.conv)(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 
 
-MODELS: dict[str, Callable[[int], nn.Module]] = {
-  "mlp": lambda k: MLP(k),
-  "cnn_small": lambda k: SmallCNN(k),
-  "cnn_wide": lambda k: SmallCNN(k, width=64),
-  "lenet": lambda k: LeNet(k),
-  "vgg": lambda k: VGG(k),
-  "vgg_small": lambda k: VGG(k, widths=(16, 32, 64)),
-  "resnet20": lambda k: ResNet20(k),
+MODELS: dict[str, Callable[[int, str], nn.Module]] = {
+  "mlp": lambda k, conv: MLP(k),
+  "cnn_small": lambda k, conv: SmallCNN(k, conv=conv),
+  "cnn_wide": lambda k, conv: SmallCNN(k, width=64, conv=conv),
+  "lenet": lambda k, conv: LeNet(k, conv=conv),
+  "vgg": lambda k, conv: VGG(k, conv=conv),
+  "vgg_small": lambda k, conv: VGG(k, widths=(16, 32, 64), conv=conv),
+  "resnet20": lambda k, conv: ResNet20(k, conv=conv),
 }
 
 
@@ -137,10 +154,14 @@ def check_model_name(name: str, field: str = "config.model") -> None:
 
 
 @functools.cache
-def get_module(name: str, num_classes: int) -> nn.Module:
-  """The (cached, hashable) Flax module for a registered model name."""
+def get_module(name: str, num_classes: int, conv: str = "auto") -> nn.Module:
+  """The (cached, hashable) Flax module for a registered model name.
+
+  `conv` picks the convolution lowering (auto | im2col | xla, see `ucfp.layers`);
+  it changes speed, not parameters.
+  """
   check_model_name(name)
-  return MODELS[name](num_classes)
+  return MODELS[name](num_classes, conv)
 
 
 @functools.cache
