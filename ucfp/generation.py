@@ -16,11 +16,12 @@ from absl import logging
 
 from ucfp import objectives, prune
 from ucfp.fingerprints import Fingerprints
+from ucfp.layers import conv_lowering
 from ucfp.sharding import example_sharding, place
 from ucfp.spectral import high_pass_filter
 from ucfp.types import Model
 from ucfp.validate import validate_generation
-from ucfp.variants import VariantSpec, resolve_batching
+from ucfp.variants import VariantSpec, conv_lowering_for, resolve_batching
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +120,12 @@ def generation_step(
 @functools.lru_cache(maxsize=64)
 def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple):
   """`generation_step` jitted once per (settings, model functions)."""
-  step = functools.partial(generation_step, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+  lowering = conv_lowering_for(spec.batching)
+
+  def step(*args):
+    with conv_lowering(lowering):  # read while tracing only
+      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+
   return jax.jit(step, donate_argnums=0)
 
 

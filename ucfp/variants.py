@@ -72,6 +72,17 @@ def resolve_batching(batching: str, num_variants: int, backend: str | None = Non
   return "unrolled" if num_variants <= 8 else "loop"
 
 
+def conv_lowering_for(batching: str, backend: str | None = None) -> str:
+  """The convolution lowering that suits a batching strategy (measured, DESIGN section 5).
+
+  On XLA:CPU, convolutions inside a `lax.scan` keep a slow kernel layout, while the
+  im2col matmul form does not; outside loops the native convolution is as fast or
+  faster. On GPU and TPU the native convolution is always used.
+  """
+  backend = backend or jax.default_backend()
+  return "im2col" if (backend == "cpu" and batching == "loop") else "xla"
+
+
 def mean_over_variants(
   fn: Callable[[object], jax.Array],
   variables,

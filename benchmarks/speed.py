@@ -1,0 +1,316 @@
+"""Speed of the generation step (RC: mean loss over V model variants) per batching strategy.
+
+    python benchmarks/speed.py [--quick]
+
+For the digits model (cnn_small, 8x8x1) and the CIFAR-10 model (vgg, 32x32x3),
+V in {1, 8, 32} and B in {64, 256}, and each strategy of `robust.batching`
+(`auto` resolves to one of them, so its row repeats that measurement): median
+step time, compile time (lower + compile), useful GFLOP/s (forward FLOPs from XLA's cost analysis
+x (2V + 1): V forward + input-gradient passes and one base forward) and XLA's
+cost analysis of the whole step, peak RSS. Also the ceilings measured in the same
+run (f32 matmul, 64-channel 3x3 convolution) and a PyTorch CPU reference loop over
+V masked copies of the same architecture (input gradient only), skipped with a
+message when torch is absent. Every configuration runs in its own process.
+Writes benchmarks/results/speed.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODELS = {"digits": ("cnn_small", (8, 8, 1)), "cifar10": ("vgg", (32, 32, 3))}
+STRATEGIES = ("vmap", "loop", "unrolled")
+
+
+def _timed(fn, max_total=30.0, reps=3):
+  """(first call seconds, median of up to `reps` further calls)."""
+  t = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+    if sum(times) > max_total:
+      break
+  return first, statistics.median(times)
+
+
+def _peak_rss_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_jax(model_key, v, b, strategy) -> dict:
+  import jax
+  import jax.numpy as jnp
+
+  from configs import rc
+  from ucfp import prune
+  from ucfp.generation import GenSpec, compiled_step, make_optimizer
+  from ucfp.models import get_module, inference_apply, init_variables
+
+  arch, shape = MODELS[model_key]
+  module = get_module(arch, 10)
+  apply_fn = inference_apply(module)
+  variables = init_variables(module, jax.random.PRNGKey(0), shape)
+  cfg = rc.get_config()
+  cfg.robust.num_variants, cfg.robust.batching = v, strategy
+  spec = GenSpec.from_config(cfg)
+  step = compiled_step(spec, apply_fn, ())
+  x0 = jax.random.uniform(jax.random.PRNGKey(1), (b, *shape))
+  y = jnp.arange(b) % 10
+  sorted_abs = prune.sorted_magnitudes(variables)
+  state = [(jnp.copy(x0), make_optimizer(spec).init(x0))]
+  args = lambda: (state[0], x0, y, variables, (), sorted_abs, jax.random.PRNGKey(3))
+  t = time.perf_counter()
+  compiled = step.lower(*args()).compile()
+  compile_s = time.perf_counter() - t
+  step_cost = compiled.cost_analysis()
+  step_cost = step_cost[0] if isinstance(step_cost, list | tuple) else step_cost
+
+  def call():
+    new_state, loss, _ = step(*args())
+    jax.block_until_ready(loss)
+    state[0] = new_state
+
+  _, step_s = _timed(call)
+  fwd = jax.jit(apply_fn).lower(variables, x0).compile().cost_analysis()
+  fwd = fwd[0] if isinstance(fwd, list | tuple) else fwd
+  useful = fwd["flops"] * (2 * v + 1)
+  return {
+    "compile_s": compile_s,
+    "step_s": step_s,
+    "useful_gflops": useful / step_s / 1e9,
+    "xla_gflops": step_cost.get("flops", float("nan")) / step_s / 1e9,
+    "peak_rss_gib": _peak_rss_gib(),
+    "resolved": spec.batching,
+  }
+
+
+def _torch_model(model_key):
+  import torch
+  from torch import nn
+
+  if model_key == "digits":
+    return nn.Sequential(
+      nn.Conv2d(1, 32, 3, padding=1),
+      nn.ReLU(),
+      nn.Conv2d(32, 64, 3, padding=1),
+      nn.ReLU(),
+      nn.MaxPool2d(2),
+      nn.Flatten(),
+      nn.Linear(64 * 16, 128),
+      nn.ReLU(),
+      nn.Linear(128, 10),
+    )
+  layers, c = [], 3
+  for i, w in enumerate((32, 64, 128)):
+    for _ in range(2):
+      layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+      c = w
+    if i < 2:
+      layers.append(nn.MaxPool2d(2))
+  return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).eval()
+  del torch
+
+
+def run_torch(model_key, v, b) -> dict:
+  import torch
+  from torch.func import functional_call
+
+  torch.set_num_threads(os.cpu_count() or 1)
+  model = _torch_model(model_key).eval()
+  params = {k: p.detach() for k, p in model.named_parameters()}
+  buffers = dict(model.named_buffers())
+  kernels = [k for k, p in params.items() if p.ndim >= 2]
+  flat = torch.cat([params[k].abs().flatten() for k in kernels]).sort().values
+  _, shape = MODELS[model_key]
+  x = torch.rand(b, shape[2], shape[0], shape[1])
+  y = torch.arange(b) % 10
+
+  def call():
+    xg = x.clone().requires_grad_(True)
+    total = 0.0
+    for _ in range(v):
+      rate = float(torch.empty(()).uniform_(0.3, 0.9))
+      thr = flat[int(rate * (flat.numel() - 1))]
+      p = dict(params)
+      for k in kernels:
+        w = params[k]
+        noisy = w + 0.01 * w.abs() * torch.empty_like(w).uniform_(-1, 1)
+        p[k] = noisy * (w.abs() >= thr)
+      out = functional_call(model, {**p, **buffers}, (xg,))
+      total = total + torch.nn.functional.cross_entropy(out, y, reduction="sum")
+    (grad,) = torch.autograd.grad(total / v, xg)
+    xg.data = (xg - 0.01 * grad.sign()).clamp(0, 1)
+
+  first, step = _timed(call)
+  return {"step_s": step, "first_s": first, "peak_rss_gib": _peak_rss_gib()}
+
+
+def run_ceilings() -> dict:
+  import jax
+
+  out = {}
+  a = jax.random.normal(jax.random.PRNGKey(0), (2048, 2048))
+  mm = jax.jit(lambda a: a @ a)
+  _, s = _timed(lambda: mm(a).block_until_ready())
+  out["jax_matmul_gflops"] = 2 * 2048**3 / s / 1e9
+  x = jax.random.normal(jax.random.PRNGKey(1), (64, 32, 32, 64))
+  w = jax.random.normal(jax.random.PRNGKey(2), (3, 3, 64, 64))
+  conv = jax.jit(
+    lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+  )
+  _, s = _timed(lambda: conv(x, w).block_until_ready())
+  conv_flops = 2 * 64 * 32 * 32 * 64 * 64 * 9
+  out["jax_conv_gflops"] = conv_flops / s / 1e9
+  try:
+    import torch
+  except ImportError:
+    return out
+  torch.set_num_threads(os.cpu_count() or 1)
+  ta = torch.randn(2048, 2048)
+  _, s = _timed(lambda: ta @ ta)
+  out["torch_matmul_gflops"] = 2 * 2048**3 / s / 1e9
+  tx, tw = torch.randn(64, 64, 32, 32), torch.randn(64, 64, 3, 3)
+  with torch.no_grad():
+    _, s = _timed(lambda: torch.nn.functional.conv2d(tx, tw, padding=1))
+  out["torch_conv_gflops"] = conv_flops / s / 1e9
+  return out
+
+
+def _subprocess(args) -> dict:
+  cmd = [sys.executable, __file__, "--one", json.dumps(args)]
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+  for line in out.stdout.splitlines()[::-1]:
+    if line.startswith("RESULT "):
+      return json.loads(line[7:])
+  return {"error": (out.stderr or out.stdout)[-500:]}
+
+
+def one(args):
+  kind = args["kind"]
+  if kind == "jax":
+    res = run_jax(args["model"], args["v"], args["b"], args["strategy"])
+  elif kind == "torch":
+    res = run_torch(args["model"], args["v"], args["b"])
+  else:
+    res = run_ceilings()
+  print("RESULT " + json.dumps(res), flush=True)
+
+
+def main(quick: bool):
+  from benchmarks.common import write_results
+
+  vs, bs = ((1, 8), (64,)) if quick else ((1, 8, 32), (64, 256))
+  try:
+    import torch  # noqa: F401
+
+    have_torch = True
+  except ImportError:
+    have_torch = False
+    print("torch is absent: skipping the PyTorch reference (pip install torch==2.13.0)")
+  results = {"ceilings": _subprocess({"kind": "ceilings"}), "jax": [], "torch": []}
+  print("ceilings", results["ceilings"], flush=True)
+  for model_key in MODELS:
+    for b in bs:
+      for v in vs:
+        for strategy in STRATEGIES:
+          r = {"model": model_key, "v": v, "b": b, "strategy": strategy}
+          r.update(_subprocess({"kind": "jax", **r}))
+          results["jax"].append(r)
+          print(r, flush=True)
+        if have_torch:
+          t = {"model": model_key, "v": v, "b": b}
+          t.update(_subprocess({"kind": "torch", **t}))
+          results["torch"].append(t)
+          print("torch", t, flush=True)
+  from ucfp.variants import resolve_batching
+
+  results["auto_rule"] = {str(v): resolve_batching("auto", v, "cpu") for v in (1, 8, 32)}
+  write_results("speed", results, markdown(results))
+  print(markdown(results))
+
+
+def markdown(res) -> str:
+  def get(model, b, v, strategy):
+    for r in res["jax"]:
+      if (r["model"], r["b"], r["v"], r["strategy"]) == (model, b, v, strategy):
+        return r
+    return None
+
+  def torch_row(model, b, v):
+    for r in res["torch"]:
+      if (r["model"], r["b"], r["v"]) == (model, b, v):
+        return r
+    return None
+
+  c = res["ceilings"]
+  lines = [
+    "# Generation step speed (RC objective, one optimiser step)",
+    "",
+    "Ceilings in the same run: " + ", ".join(f"{k} {v:.1f}" for k, v in c.items()),
+    "",
+    "| model | B | V | strategy | step s | compile s | useful GFLOP/s | XLA GFLOP/s | peak RSS GiB | vs torch |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ]
+  for r in res["jax"]:
+    if "error" in r:
+      lines.append(
+        f"| {r['model']} | {r['b']} | {r['v']} | {r['strategy']} | error: {r['error'][-80:]!r} |"
+      )
+      continue
+    t = torch_row(r["model"], r["b"], r["v"])
+    ratio = f"{r['step_s'] / t['step_s']:.2f}x" if t and "step_s" in t else "n/a"
+    lines.append(
+      f"| {r['model']} | {r['b']} | {r['v']} | {r['strategy']} | {r['step_s']:.4f} | "
+      f"{r['compile_s']:.1f} | {r['useful_gflops']:.1f} | {r['xla_gflops']:.1f} | "
+      f"{r['peak_rss_gib']:.2f} | {ratio} |"
+    )
+  lines += [
+    "",
+    "PyTorch reference (loop over V masked copies, input gradient only):",
+    "",
+    "| model | B | V | step s | peak RSS GiB |",
+    "|---|---|---|---|---|",
+  ]
+  for t in res["torch"]:
+    if "step_s" in t:
+      lines.append(
+        f"| {t['model']} | {t['b']} | {t['v']} | {t['step_s']:.4f} | {t['peak_rss_gib']:.2f} |"
+      )
+  lines += [
+    "",
+    "`auto` on CPU resolves to: " + ", ".join(f"V={k}: {v}" for k, v in res["auto_rule"].items()),
+  ]
+  checks = []
+  for model in MODELS:
+    for b in sorted({r["b"] for r in res["jax"]}):
+      auto8 = get(model, b, 8, res["auto_rule"]["8"])
+      auto1 = get(model, b, 1, res["auto_rule"]["1"])
+      vmap8 = get(model, b, 8, "vmap")
+      if auto8 and auto1 and vmap8 and all("step_s" in r for r in (auto8, auto1, vmap8)):
+        checks.append(
+          f"- {model}, B={b}: auto V=8 step = {auto8['step_s'] / (8 * auto1['step_s']):.2f} x "
+          f"(8 x its V=1 step); {vmap8['step_s'] / auto8['step_s']:.1f}x faster than vmap"
+        )
+  return "\n".join(lines + [""] + checks)
+
+
+if __name__ == "__main__":
+  if len(sys.argv) > 2 and sys.argv[1] == "--one":
+    one(json.loads(sys.argv[2]))
+  else:
+    main(quick="--quick" in sys.argv)
