@@ -11,7 +11,8 @@ import time
 import jax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
+# Tests point this elsewhere so a tiny run never overwrites the committed results.
+RESULTS = os.environ.get("UCFP_RESULTS_DIR", os.path.join(ROOT, "benchmarks", "results"))
 
 
 def provenance() -> dict:

@@ -1,6 +1,7 @@
 """Speed of the generation step (RC: mean loss over V model variants) per batching strategy.
 
     python benchmarks/speed.py [--quick]
+    python benchmarks/speed.py --xla-flags   # oneDNN / XNNPACK flags of XLA:CPU
 
 For the digits model (cnn_small, 8x8x1) and the CIFAR-10 model (vgg, 32x32x3),
 V in {1, 8, 32} and B in {64, 256}, and each strategy of `robust.batching`
@@ -28,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MODELS = {"digits": ("cnn_small", (8, 8, 1)), "cifar10": ("vgg", (32, 32, 3))}
+# XLA's cost analysis counts a `lax.scan` body once, so its GFLOP/s for `loop` is low by ~V.
 STRATEGIES = ("vmap", "loop", "unrolled")
 
 
@@ -211,6 +213,51 @@ def one(args):
   print("RESULT " + json.dumps(res), flush=True)
 
 
+XLA_FLAG_SETS = (
+  "",
+  "--xla_cpu_use_onednn=true",
+  "--xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true",
+  "--xla_cpu_use_xnnpack=true",
+)
+
+
+def flags_main():
+  """XLA:CPU flags that might route convolutions to oneDNN or XNNPACK, on the CIFAR-10
+  model at V=8, B=64, for the unrolled and loop strategies."""
+  from benchmarks.common import write_results
+
+  rows = []
+  for flags in XLA_FLAG_SETS:
+    for strategy in ("unrolled", "loop"):
+      env = {**os.environ, "XLA_FLAGS": flags}
+      args = {"kind": "jax", "model": "cifar10", "v": 8, "b": 64, "strategy": strategy}
+      out = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+      )
+      res = next(
+        (json.loads(x[7:]) for x in out.stdout.splitlines() if x.startswith("RESULT ")),
+        {"error": out.stderr[-300:]},
+      )
+      rows.append({"xla_flags": flags or "(none)", "strategy": strategy, **res})
+      print(rows[-1], flush=True)
+  md = [
+    "# XLA:CPU flags (cifar10 model, V=8, B=64)",
+    "",
+    "| XLA_FLAGS | strategy | step s |",
+    "|---|---|---|",
+  ]
+  md += [
+    f"| `{r['xla_flags']}` | {r['strategy']} | {r.get('step_s', float('nan')):.3f} |" for r in rows
+  ]
+  write_results("speed-xla-flags", {"rows": rows}, "\n".join(md))
+  print("\n".join(md))
+
+
 def main(quick: bool):
   from benchmarks.common import write_results
 
@@ -312,5 +359,7 @@ def markdown(res) -> str:
 if __name__ == "__main__":
   if len(sys.argv) > 2 and sys.argv[1] == "--one":
     one(json.loads(sys.argv[2]))
+  elif "--xla-flags" in sys.argv:
+    flags_main()
   else:
     main(quick="--quick" in sys.argv)

@@ -48,6 +48,9 @@ BAD = [
   ("reference.models", "mlp:1:quarter", r"config\.reference\.models"),
   ("zoo.prune_rates", (0.5, 1.0), r"config\.zoo\.prune_rates"),
   ("image_shape", (8, 8), r"config\.image_shape"),
+  ("reference.models", "mlp:103", r"config\.reference\.models and config\.zoo\.unassociated share"),
+  ("seed", 101, r"config\.seed=101 .* is also a reference or unassociated model"),
+  ("shard", 1, r"config\.shard=1 must be true or false"),
 ]
 
 

@@ -111,3 +111,23 @@ def test_reference_term(mlp_model, cnn_model):
   p1 = jax.nn.softmax(mlp_model(x))[jnp.arange(5), y]
   p2 = jax.nn.softmax(cnn_model(x))[jnp.arange(5), y]
   np.testing.assert_allclose(got, jnp.sum((p1 + p2) / 2), rtol=1e-5)
+
+
+def test_conv_lowering_context_and_rule():
+  from ucfp.layers import conv_lowering, resolve_conv_impl
+  from ucfp.variants import conv_lowering_for, resolve_batching
+
+  assert resolve_conv_impl("xla") == "xla"
+  with conv_lowering("xla"):
+    assert resolve_conv_impl("auto") == "xla"
+    assert resolve_conv_impl("im2col") == "im2col"
+  with conv_lowering("im2col"):
+    assert resolve_conv_impl("auto") == "im2col"
+  assert conv_lowering_for("loop", "cpu") == "im2col"
+  assert conv_lowering_for("unrolled", "cpu") == "xla"
+  assert conv_lowering_for("loop", "tpu") == "xla"
+  assert resolve_batching("auto", 8, "cpu") == "unrolled"
+  assert resolve_batching("auto", 32, "cpu") == "loop"
+  assert resolve_batching("auto", 8, "tpu") == "vmap"
+  with pytest.raises(ValueError, match="conv impl"):
+    resolve_conv_impl("fft")

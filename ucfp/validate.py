@@ -101,8 +101,19 @@ def validate_config(config) -> None:
   _positive_int(t.batch_size, "train.batch_size")
   _number(t.learning_rate, "train.learning_rate", 0, low_open=True)
   _number(t.weight_decay, "train.weight_decay", 0)
-  parse_model_list(config.reference.models, "config.reference.models")
-  parse_model_list(config.zoo.unassociated, "config.zoo.unassociated")
+  refs = parse_model_list(config.reference.models, "config.reference.models")
+  innocents = parse_model_list(config.zoo.unassociated, "config.zoo.unassociated")
+  shared = sorted({(e.arch, e.seed) for e in refs} & {(e.arch, e.seed) for e in innocents})
+  if shared:
+    raise ValueError(
+      f"config.reference.models and config.zoo.unassociated share {shared}: the owner's "
+      "reference models must never be the models used for evaluation"
+    )
+  if (config.model, config.seed) in {(e.arch, e.seed) for e in refs + innocents}:
+    raise ValueError(
+      f"config.seed={config.seed} with config.model={config.model!r} is also a reference or "
+      "unassociated model: give it another seed"
+    )
   for rate in config.zoo.prune_rates:
     _number(rate, "zoo.prune_rates", 0, 1)
     if rate >= 1:

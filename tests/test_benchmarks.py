@@ -1,0 +1,59 @@
+"""The benchmark scripts stay runnable: tiny runs that write to a temporary folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(args, tmp_path, timeout=600):
+  env = {**os.environ, "UCFP_RESULTS_DIR": str(tmp_path / "results")}
+  out = subprocess.run(
+    [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+  )
+  assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+  return out.stdout
+
+
+@pytest.mark.slow
+def test_zoo_and_quality_benchmarks_tiny(tmp_path):
+  work = str(tmp_path / "work")
+  _run(["benchmarks/zoo.py", "--config=configs/ltrc.py:tiny", f"--workdir={work}"], tmp_path)
+  zoo = json.load(open(tmp_path / "results" / "zoo-digits.json"))
+  assert zoo["retrained_on_restore"] == 0 and len(zoo["models"]) == 5
+  assert {"command", "commit", "machine"} <= set(zoo)
+  _run(
+    [
+      "benchmarks/quality.py",
+      "--config=configs/ltrc.py:tiny",
+      f"--workdir={work}",
+      "--methods=c,ucfp",
+    ],
+    tmp_path,
+  )
+  q = json.load(open(tmp_path / "results" / "quality-digits.json"))
+  assert set(q["methods"]) == {"c", "ucfp"} and q["best"] in q["methods"]
+  for m in q["methods"].values():
+    assert {
+      "robustness",
+      "transferability",
+      "uniqueness_score",
+      "auc",
+      "tpr_at_1pct_fpr",
+      "misses",
+      "false_alarms",
+      "seconds",
+      "per_model",
+    } <= set(m)
+  assert os.path.exists(tmp_path / "results" / "quality-digits.md")
+
+
+def test_speed_benchmark_one_configuration(tmp_path):
+  args = json.dumps({"kind": "jax", "model": "digits", "v": 2, "b": 8, "strategy": "loop"})
+  out = _run(["benchmarks/speed.py", "--one", args], tmp_path)
+  res = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+  assert res["step_s"] > 0 and res["peak_rss_gib"] > 0 and res["resolved"] == "loop"
