@@ -50,7 +50,6 @@ BAD = [
   ("image_shape", (8, 8), r"config\.image_shape"),
   ("reference.models", "mlp:103", r"config\.reference\.models and config\.zoo\.unassociated share"),
   ("seed", 101, r"config\.seed=101 .* is also a reference or unassociated model"),
-  ("shard", 1, r"config\.shard=1 must be true or false"),
 ]
 
 
