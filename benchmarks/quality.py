@@ -2,8 +2,12 @@
 
     python benchmarks/quality.py --config=configs/ltrc.py[:digits] [--workdir=ucfp-work]
 
-For each method: robustness R, transferability T, Uniqueness Score, ROC AUC and
-TPR at 1% FPR of the match rate as a derived-vs-innocent score, misses and false
+The zoo is extended (config.zoo.extended) with channel-pruned, int8-quantised
+and fine-tuned-on-other-data copies, and a scikit-learn MLP queried as a
+label-only black box. For each method: robustness R (over the magnitude-pruned
+copies, as in the paper), transferability T, Uniqueness Score, ROC AUC and
+TPR at 1% FPR of the match rate as a derived-vs-innocent score (all derived
+copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
 and p-value. Writes benchmarks/results/quality-<dataset>.json and .md.
@@ -31,6 +35,12 @@ from ucfp.zoo import build_zoo  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "work directory (model cache)")
 _METHODS = flags.DEFINE_list("methods", None, "subset of methods to run (default: all)")
+_EXTENDED = flags.DEFINE_bool(
+  "extended",
+  True,
+  "add channel-pruned, int8, fine-tuned-on-other-data copies and a "
+  "scikit-learn black-box innocent to the zoo (config.zoo.extended)",
+)
 
 # name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
@@ -72,11 +82,12 @@ def tpr_at_fpr(pos, neg, fpr=0.01) -> float:
 
 def score_method(fps, zoo, seconds) -> dict:
   rep = evaluate(fps, zoo)
-  pos = [e["match_rate"] for e in rep["pruned"]]
+  derived = rep["pruned"] + rep.get("derived", [])
+  pos = [e["match_rate"] for e in derived]
   neg = [e["match_rate"] for e in rep["unassociated"]]
   per_model = {}
-  for kind in ("pruned", "unassociated"):
-    for e in rep[kind]:
+  for kind in ("pruned", "derived", "unassociated"):
+    for e in rep.get(kind, []):
       per_model[e["name"]] = {
         "kind": kind,
         "test_accuracy": e["test_accuracy"],
@@ -90,7 +101,7 @@ def score_method(fps, zoo, seconds) -> dict:
     "uniqueness_score": rep["uniqueness_score"],
     "auc": roc_auc(pos, neg),
     "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
-    "misses": sum(not e["derived"] for e in rep["pruned"]),
+    "misses": sum(not e["derived"] for e in derived),
     "false_alarms": sum(e["derived"] for e in rep["unassociated"]),
     "seconds": seconds,
     "steps_run": fps.meta["steps_run"],
@@ -129,6 +140,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
+  config.zoo.extended = _EXTENDED.value
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
   zoo = build_zoo(config, data, _WORKDIR.value)
   names = _METHODS.value or list(METHODS)
@@ -164,7 +176,7 @@ def main(argv):
       "methods": results,
       "best": best,
       "descriptions": {n: METHODS[n][0] for n in results},
-      "zoo": {m.model.name: {"kind": m.kind, "test_accuracy": m.test_accuracy} for m in zoo.all()},
+      "zoo": {m.name: {"kind": m.kind, "test_accuracy": m.test_accuracy} for m in zoo.all()},
     },
     md,
   )

@@ -43,7 +43,7 @@ def main(argv):
   retrained = sum(m.seconds > 0 for m in again.all())
   models = [
     {
-      "name": m.model.name,
+      "name": m.name,
       "kind": m.kind,
       "test_accuracy": m.test_accuracy,
       "rate": m.rate,

@@ -73,6 +73,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.zoo.finetune_epochs = 5
   c.zoo.finetune_learning_rate = 1e-3
   c.zoo.unassociated = "cnn_small:101,cnn_small:102,mlp:103,lenet:104,cnn_small:105:half_b"
+  # Also channel-pruned, int8-quantised and fine-tuned-on-other-data copies, and a
+  # scikit-learn black-box innocent (benchmarks/quality.py turns this on).
+  c.zoo.extended = False
 
   # --- Execution.
   c.distributed = False  # call jax.distributed.initialize() (multi-host TPU)

@@ -23,8 +23,8 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
   The null rate for a model is the 95% upper confidence bound of the mean match
   rate of the *other* unassociated models (never calibrated on the model judged).
   """
-  rates = {m.model.name: scoring.match_rate(fps, m.model) for m in zoo.all()}
-  innocents = [m.model.name for m in zoo.unassociated]
+  rates = {m.name: scoring.match_rate(fps, m.model) for m in zoo.all()}
+  innocents = [m.name for m in zoo.unassociated]
   n = len(fps)
 
   def verdict(name):
@@ -35,24 +35,25 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     return {"null_rate": null, "p_value": p, "derived": bool(p < 1e-3)}
 
   def entry(m):
-    e = {"name": m.model.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.model.name]}
+    e = {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
     if m.rate is not None:
       e["rate"] = m.rate
-    return {**e, **verdict(m.model.name)}
+    return {**e, **verdict(m.name)}
 
-  r = float(np.mean([rates[m.model.name] for m in zoo.pruned]))
+  r = float(np.mean([rates[m.name] for m in zoo.pruned]))
   t = float(np.mean([rates[name] for name in innocents]))
   return {
     "base": {
-      "name": zoo.base.model.name,
+      "name": zoo.base.name,
       "test_accuracy": zoo.base.test_accuracy,
-      "match_rate": rates[zoo.base.model.name],
+      "match_rate": rates[zoo.base.name],
     },
     "reference": [
-      {"name": m.model.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.model.name]}
+      {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
       for m in zoo.reference
     ],
     "pruned": [entry(m) for m in zoo.pruned],
+    **({"derived": [entry(m) for m in zoo.derived]} if zoo.derived else {}),
     "unassociated": [entry(m) for m in zoo.unassociated],
     "robustness": r,
     "transferability": t,
@@ -71,7 +72,7 @@ def format_table(report: dict) -> str:
       "",
     )
   )
-  for kind in ("reference", "pruned", "unassociated"):
+  for kind in ("reference", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
       p = f"{e['p_value']:.2g}" if "p_value" in e else ""
       rows.append((e["name"], kind, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
@@ -140,7 +141,7 @@ def run(config, workdir: str) -> dict:
     report.update(evaluate(fps, zoo))
     seconds["evaluate"] = time.perf_counter() - t
   else:
-    report["base"] = {"name": zoo.base.model.name, "test_accuracy": zoo.base.test_accuracy}
+    report["base"] = {"name": zoo.base.name, "test_accuracy": zoo.base.test_accuracy}
   seconds["total"] = time.perf_counter() - t0
   report["seconds"] = seconds
   report["fingerprints"] = fp_path

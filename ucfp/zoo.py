@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 
 import jax
+import numpy as np
 from absl import logging
 
 from ucfp import prune
 from ucfp.data import Dataset, split_halves
+from ucfp.derived import channel_prune_masks, quantize_int8
 from ucfp.models import accuracy, get_module, inference_apply, init_variables
 from ucfp.store import ModelStore, data_id, spec_key
 from ucfp.train import TrainSpec, train
@@ -64,11 +67,16 @@ def parse_model_list(text: str, field: str) -> list[ModelEntry]:
 
 @dataclasses.dataclass
 class ZooModel:
-  model: Model
-  kind: str  # base | pruned | unassociated | reference
+  model: Model | Callable  # a white-box Model, or a black-box callable (images -> labels)
+  kind: str  # base | pruned | derived | unassociated | reference
   test_accuracy: float
   rate: float | None = None
   seconds: float = 0.0  # training time (0 when restored)
+  label: str = ""  # the name of a black-box callable
+
+  @property
+  def name(self) -> str:
+    return self.model.name if isinstance(self.model, Model) else self.label
 
 
 @dataclasses.dataclass
@@ -77,9 +85,10 @@ class Zoo:
   reference: list[ZooModel]
   pruned: list[ZooModel]
   unassociated: list[ZooModel]
+  derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.extended
 
   def all(self) -> list[ZooModel]:
-    return [self.base, *self.reference, *self.pruned, *self.unassociated]
+    return [self.base, *self.reference, *self.pruned, *self.derived, *self.unassociated]
 
 
 class ZooBuilder:
@@ -171,6 +180,45 @@ class ZooBuilder:
       out.append(zm)
     return out
 
+  def extended(self, base: ZooModel, base_key: str) -> list[ZooModel]:
+    """Derived copies beyond magnitude pruning: a channel-pruned (50%) copy fine-tuned
+    with its mask, an int8-quantised copy, and a copy fine-tuned on other data (the
+    disjoint half of the train split, with random translations and flips)."""
+    z = self.config.zoo
+    entry = ModelEntry(self.config.model, self.config.seed, epochs=z.finetune_epochs)
+    ft = dataclasses.replace(
+      self._spec(entry), learning_rate=z.finetune_learning_rate, parent=base_key
+    )
+    masks = channel_prune_masks(base.model.variables, 0.5)
+    channel, _ = self._get(
+      "channel-pruned-0.5",
+      "derived",
+      dataclasses.replace(ft, prune_rate=0.5, prune_kind="channel", augment=False),
+      init=base.model.variables,
+      masks=masks,
+      rate=0.5,
+    )
+    other, _ = self._get(
+      "finetuned-other-data",
+      "derived",
+      dataclasses.replace(ft, subset="half_b", augment=True, epochs=2 * z.finetune_epochs),
+      init=base.model.variables,
+    )
+    qv = quantize_int8(base.model.variables)
+    acc = accuracy(base.model.apply_fn, qv, self.data.test_x, self.data.test_y)
+    quant = ZooModel(Model(base.model.apply_fn, qv, "quantized-int8"), "derived", acc)
+    return [channel, quant, other]
+
+  def sklearn_blackbox(self, seed: int = 7) -> ZooModel:
+    """An innocent outside JAX: scikit-learn's MLP on flat pixels, queried for labels only."""
+    from sklearn.neural_network import MLPClassifier
+
+    flat = lambda x: np.asarray(x).reshape(len(x), -1)
+    clf = MLPClassifier((128,), max_iter=300, random_state=seed)
+    clf.fit(flat(self.data.train_x), self.data.train_y)
+    acc = float(clf.score(flat(self.data.test_x), self.data.test_y))
+    return ZooModel(lambda x: clf.predict(flat(x)), "unassociated", acc, label="sklearn-mlp")
+
   def listed(self, text: str, field: str, kind: str) -> list[ZooModel]:
     prefix = {"unassociated": "innocent"}.get(kind, kind)
     out = []
@@ -198,4 +246,8 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     if evaluation
     else []
   )
-  return Zoo(base, reference, pruned, unassoc)
+  derived = []
+  if evaluation and config.zoo.extended:
+    derived = b.extended(base, base_key)
+    unassoc.append(b.sklearn_blackbox())
+  return Zoo(base, reference, pruned, unassoc, derived)
