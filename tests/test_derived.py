@@ -14,7 +14,9 @@ def test_channel_prune_masks_drop_whole_low_norm_channels(cnn_model):
   assert dead.sum() == 32
   norms = np.abs(np.asarray(v["params"]["Conv_1"]["kernel"])).sum(axis=(0, 1, 2))
   assert norms[dead].max() <= norms[~dead].min()
-  np.testing.assert_array_equal(pruned["params"]["Dense_0"]["kernel"], v["params"]["Dense_0"]["kernel"])
+  np.testing.assert_array_equal(
+    pruned["params"]["Dense_0"]["kernel"], v["params"]["Dense_0"]["kernel"]
+  )
 
 
 def test_quantize_int8(cnn_model):
