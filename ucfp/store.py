@@ -23,9 +23,17 @@ def data_id(x: np.ndarray, y: np.ndarray, name: str) -> str:
   return h.hexdigest()[:16]
 
 
+# Bump when model or training code changes what a spec trains, so old checkpoints
+# are not restored for new code.
+CACHE_VERSION = 2
+
+
 def spec_key(spec: Any, dataset: str) -> str:
-  """A 16-hex-digit hash of a (dataclass) training spec and a dataset identity."""
-  payload = json.dumps({"spec": dataclasses.asdict(spec), "data": dataset}, sort_keys=True)
+  """A 16-hex-digit hash of a (dataclass) training spec, a dataset identity and the
+  cache version."""
+  payload = json.dumps(
+    {"spec": dataclasses.asdict(spec), "data": dataset, "version": CACHE_VERSION}, sort_keys=True
+  )
   return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
