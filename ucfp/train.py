@@ -33,16 +33,19 @@ class TrainSpec:
   augment: bool = False
   subset: str = "full"  # full | half_a | half_b
   prune_rate: float = 0.0  # > 0: fine-tune the parent with a fixed mask
-  prune_kind: str = "global"  # global | layerwise
+  prune_kind: str = "global"  # global | layerwise | channel
   parent: str = ""  # checkpoint key of the model being pruned
 
 
-def _make_tx(spec: TrainSpec, total_steps: int) -> optax.GradientTransformation:
-  warmup = max(1, total_steps // 10) if spec.prune_rate == 0 else 1
+def _make_tx(
+  learning_rate: float, weight_decay: float, finetune: bool, total_steps: int
+) -> optax.GradientTransformation:
+  """AdamW with warmup (10% of steps; none when fine-tuning a pruned copy) and cosine decay."""
+  warmup = 1 if finetune else max(1, total_steps // 10)
   schedule = optax.warmup_cosine_decay_schedule(
-    0.0, spec.learning_rate, warmup, max(total_steps, warmup + 1)
+    0.0, learning_rate, warmup, max(total_steps, warmup + 1)
   )
-  return optax.adamw(schedule, weight_decay=spec.weight_decay)
+  return optax.adamw(schedule, weight_decay=weight_decay)
 
 
 def _augment(key, x):
@@ -70,23 +73,14 @@ def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
 
 @functools.cache
 def _cached_runner(module, learning_rate, weight_decay, finetune, augment, total_steps):
-  spec = TrainSpec(
-    "",
-    0,
-    1,
-    learning_rate=learning_rate,
-    weight_decay=weight_decay,
-    prune_rate=1.0 if finetune else 0.0,
-    augment=augment,
-  )
-  tx = _make_tx(spec, total_steps)
+  tx = _make_tx(learning_rate, weight_decay, finetune, total_steps)
 
   def run(state, x_all, y_all, idx, masks, key):
     def body(carry, inp):
       params, stats, opt_state = carry
       batch_idx, step_key = inp
       xb, yb = x_all[batch_idx], y_all[batch_idx]
-      if spec.augment:
+      if augment:
         xb = _augment(step_key, xb)
 
       def loss_fn(p):
