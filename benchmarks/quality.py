@@ -1,6 +1,8 @@
 """Fingerprint quality of C, RC, the paper's LTRC and ucfp's LTRC on one zoo.
 
     python benchmarks/quality.py --config=configs/ltrc.py[:digits] [--workdir=ucfp-work]
+    python benchmarks/quality.py --config=configs/ltrc.py:cifar10 \
+      --config.dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz --tag=cifar10
 
 The zoo is extended (config.zoo.extended) with channel-pruned, int8-quantised
 and fine-tuned-on-other-data copies, and a scikit-learn MLP queried as a
@@ -10,11 +12,19 @@ TPR at 1% FPR of the match rate as a derived-vs-innocent score (all derived
 copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
-and p-value. Writes benchmarks/results/quality-<dataset>.json and .md.
+and p-value. Writes benchmarks/results/quality-<tag>.json and .md.
+
+Resumable: every model is cached in the work directory, and so is every method's
+fingerprint set (under a hash of its config, base model and references), so an
+interrupted run picks up where it stopped. `total_seconds` sums the recorded
+training times of every model and the generation times of every method: the
+cost of the whole benchmark from an empty cache, however many runs it took.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import time
@@ -28,6 +38,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
 from ucfp.data import load_dataset  # noqa: E402
+from ucfp.fingerprints import Fingerprints  # noqa: E402
 from ucfp.generation import fingerprint  # noqa: E402
 from ucfp.pipeline import evaluate  # noqa: E402
 from ucfp.zoo import build_zoo  # noqa: E402
@@ -35,6 +46,8 @@ from ucfp.zoo import build_zoo  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "work directory (model cache)")
 _METHODS = flags.DEFINE_list("methods", None, "subset of methods to run (default: all)")
+_SKIP = flags.DEFINE_list("skip", [], "methods to leave out")
+_TAG = flags.DEFINE_string("tag", None, "results name quality-<tag> (default: the dataset name)")
 _EXTENDED = flags.DEFINE_bool(
   "extended",
   True,
@@ -52,12 +65,40 @@ METHODS = {
   ),
   "ucfp": ("ucfp LTRC (+ reference-model term)", {}),
   # Ablations of ucfp's recipe (the levers), each one change:
-  "ucfp_3refs": (
-    "ablation: 3 reference models (1 of the base architecture) instead of 7",
-    {"_references": ("cnn_small-s1001", "mlp-s1002", "lenet-s1003")},
+  "ucfp_1base_ref": (
+    "ablation: 1 reference model of the base architecture (others kept)",
+    {"_base_refs": 1},
+  ),
+  "ucfp_4base_refs": (
+    "ablation: half the references of the base architecture (others kept)",
+    {"_base_refs": 0.5},
+  ),
+  "ucfp_weight1": ("ablation: reference-term weight 1 instead of 3", {"ltrc.weight": 1.0}),
+  "ucfp_reduce_max": (
+    "ablation: max (not mean) target probability over the references",
+    {"ltrc.reduce": "max"},
   ),
   "ucfp_no_highpass": ("ablation: no high-pass filter (radius 0)", {"ltrc.radius": 0.0}),
-  "ucfp_weight1": ("ablation: reference-term weight 1 instead of 3", {"ltrc.weight": 1.0}),
+  "ucfp_no_variants": (
+    "ablation: no model variants (noise 0, no mask: the robustness term is the C loss)",
+    {"robust.noise_bound": 0.0, "robust.mask": "none", "robust.num_variants": 1},
+  ),
+  "ucfp_v2": ("ablation: V = 2 variants per step instead of 8", {"robust.num_variants": 2}),
+  "ucfp_noise05": (
+    "ablation: weight-noise bound 0.05 instead of 0.01",
+    {"robust.noise_bound": 0.05},
+  ),
+  "ucfp_prune_low": (
+    "ablation: variant pruning rates U[0, 0.5] instead of U[0.3, 0.9]",
+    {"robust.prune_rate": (0.0, 0.5)},
+  ),
+  "ucfp_steps100": ("ablation: 100 steps instead of 300", {"steps": 100}),
+  "ucfp_step2x": ("ablation: twice the step size", {"_step_scale": 2.0}),
+  "ucfp_early_stop": (
+    "ablation: early stop once every base-model margin >= 5",
+    {"early_stop": True, "early_stop_margin": 5.0},
+  ),
+  "ucfp_margin_loss": ("ablation: margin (C&W) loss instead of cross-entropy", {"loss": "margin"}),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
@@ -75,7 +116,46 @@ def _override(config, overrides):
     for p in parents:
       node = node[p]
     node[leaf] = value
+  if "_step_scale" in overrides:
+    c.step_size = c.step_size * overrides["_step_scale"]
   return c
+
+
+def _references(zoo, base_arch: str, base_refs: float | None):
+  """The owner's references, keeping `base_refs` of the base architecture's (a count,
+  or a fraction if < 1; all if None) and all of the other architectures'."""
+  refs = [m.model for m in zoo.reference]
+  if base_refs is None:
+    return refs
+  same = [i for i, m in enumerate(refs) if m.name.split("-")[1] == base_arch]
+  keep = int(base_refs) if base_refs >= 1 else max(1, round(base_refs * len(same)))
+  return [m for i, m in enumerate(refs) if i not in same or same.index(i) < keep]
+
+
+def _cache_path(workdir, cfg, base, refs) -> str:
+  """Where a method's fingerprints are cached: a hash of all that determines them."""
+  blob = json.dumps(
+    [cfg.to_dict(), base.name, base.test_accuracy, [r.name for r in refs]],
+    sort_keys=True,
+    default=str,
+  )
+  digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+  return os.path.join(workdir, "fingerprints", f"{cfg.method}-{digest}.npz")
+
+
+def generate_cached(workdir, cfg, zoo, refs, image_shape) -> tuple[Fingerprints, float]:
+  """Restores the method's fingerprints from the work directory, or generates and saves them."""
+  path = _cache_path(workdir, cfg, zoo.base, refs)
+  if os.path.exists(path):
+    fps = Fingerprints.load(path)
+    return fps, float(fps.meta["seconds"])
+  key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5EED)
+  t = time.perf_counter()
+  fps = fingerprint(zoo.base.model, cfg, key=key, reference=refs, image_shape=image_shape)
+  seconds = time.perf_counter() - t
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Fingerprints(fps.x, fps.y, {**fps.meta, "seconds": seconds}).save(path)
+  return fps, seconds
 
 
 def roc_auc(pos, neg) -> float:
@@ -149,6 +229,13 @@ def markdown(dataset, results, descriptions) -> str:
   return "\n".join(lines)
 
 
+def zoo_table(zoo) -> str:
+  rows = [
+    f"| {m.name} | {m.kind} | {m.test_accuracy:.4f} | {m.built_seconds:.0f} |" for m in zoo.all()
+  ]
+  return "| model | kind | test acc | train seconds |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -156,48 +243,51 @@ def main(argv):
   config.zoo.extended = _EXTENDED.value
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
   zoo = build_zoo(config, data, _WORKDIR.value)
-  names = _METHODS.value or list(METHODS)
+  names = [n for n in (_METHODS.value or list(METHODS)) if n not in _SKIP.value]
   results, cache = {}, {}
   for name in names:
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
-    refs = [m.model for m in zoo.reference]
-    if "_references" in overrides:
-      refs = [m for m in refs if m.name.split("-", 1)[1] in overrides["_references"]]
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5EED)
-    t = time.perf_counter()
-    if overrides.get("_uint8") and "ucfp" in cache:
-      fps, seconds = cache["ucfp"][0].quantized(), cache["ucfp"][1]
-    else:
-      fps = fingerprint(
-        zoo.base.model, cfg, key=key, reference=refs, image_shape=data.info.image_shape
-      )
-      fps = fps.quantized() if overrides.get("_uint8") else fps
-      seconds = time.perf_counter() - t
-    cache[name] = (fps, seconds)
+    refs = _references(zoo, config.model, overrides.get("_base_refs"))
+    fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape)
+    if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
+      fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)
+    cache[name] = seconds
     results[name] = score_method(fps, zoo, seconds)
     r = results[name]
     print(
       f"{name}: R {r['robustness']:.3f} T {r['transferability']:.3f} "
-      f"US {r['uniqueness_score']:.3f} ({r['seconds']:.1f} s)",
+      f"US {r['uniqueness_score']:.3f} misses {r['misses']} false alarms {r['false_alarms']} "
+      f"({r['seconds']:.1f} s)",
       flush=True,
     )
   best = max(
     (n for n in results if not METHODS[n][0].startswith("ablation")),
     key=lambda n: results[n]["uniqueness_score"],
   )
-  dataset = config.dataset.split(":")[0]
+  tag = _TAG.value or config.dataset.split(":")[0]
+  model_seconds = sum(m.built_seconds for m in zoo.all())
+  total = model_seconds + sum(cache.values())
   md = markdown(config.dataset, results, {n: METHODS[n][0] for n in results})
-  md += f"\n\nBest: **{best}**.\n"
+  md += (
+    f"\n\nBest: **{best}**.\n\nCost from an empty cache: {total / 60:.1f} min "
+    f"({model_seconds / 60:.1f} min training {len(zoo.all())} models, "
+    f"{sum(cache.values()) / 60:.1f} min generating).\n\n" + zoo_table(zoo)
+  )
   paths = write_results(
-    f"quality-{dataset}",
+    f"quality-{tag}",
     {
       "dataset": config.dataset,
       "num_fingerprints": config.num_fingerprints,
       "methods": results,
       "best": best,
       "descriptions": {n: METHODS[n][0] for n in results},
-      "zoo": {m.name: {"kind": m.kind, "test_accuracy": m.test_accuracy} for m in zoo.all()},
+      "zoo": {
+        m.name: {"kind": m.kind, "test_accuracy": m.test_accuracy, "train_seconds": m.built_seconds}
+        for m in zoo.all()
+      },
+      "model_seconds": model_seconds,
+      "total_seconds": total,
     },
     md,
   )

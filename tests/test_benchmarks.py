@@ -50,6 +50,15 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
       "per_model",
     } <= set(m)
   assert os.path.exists(tmp_path / "results" / "quality-digits.md")
+  assert q["total_seconds"] >= q["model_seconds"] > 0
+  # Resumable: a second run restores every model and every method's fingerprints.
+  assert len(os.listdir(os.path.join(work, "fingerprints"))) == 2
+  _run(
+    ["benchmarks/quality.py", "--config=configs/ltrc.py:tiny", f"--workdir={work}", "--methods=c"],
+    tmp_path,
+  )
+  again = json.load(open(tmp_path / "results" / "quality-digits.json"))
+  assert again["methods"]["c"] == q["methods"]["c"]
 
 
 def test_speed_benchmark_one_configuration(tmp_path):

@@ -42,6 +42,7 @@ BAD = [
   ("ltrc.radius", 6.0, r"config\.ltrc\.radius=6\.0 must be in \[0, 5\.657\]"),
   ("ltrc.term", "lowpass", r"config\.ltrc\.term"),
   ("ltrc.weight", -1.0, r"config\.ltrc\.weight"),
+  ("ltrc.reduce", "median", r"config\.ltrc\.reduce"),
   ("train.epochs", 0, r"config\.train\.epochs"),
   ("zoo.unassociated", "mlp:x", r"config\.zoo\.unassociated"),
   ("zoo.unassociated", "vit:3", r"config\.zoo\.unassociated: model 'vit'"),

@@ -111,6 +111,11 @@ def test_reference_term(mlp_model, cnn_model):
   p1 = jax.nn.softmax(mlp_model(x))[jnp.arange(5), y]
   p2 = jax.nn.softmax(cnn_model(x))[jnp.arange(5), y]
   np.testing.assert_allclose(got, jnp.sum((p1 + p2) / 2), rtol=1e-5)
+  fns, vs = (mlp_model.apply_fn, cnn_model.apply_fn), (mlp_model.variables, cnn_model.variables)
+  got_max = objectives.reference_term(fns, vs, x, y, reduce="max")
+  np.testing.assert_allclose(got_max, jnp.sum(jnp.maximum(p1, p2)), rtol=1e-5)
+  with pytest.raises(ValueError, match=r"config\.ltrc\.reduce"):
+    objectives.reference_term(fns, vs, x, y, reduce="median")
 
 
 def test_conv_lowering_context_and_rule():

@@ -39,6 +39,7 @@ class GenSpec:
   radius: float
   term: str
   weight: float
+  reduce: str = "mean"
 
   @classmethod
   def from_config(cls, c) -> GenSpec:
@@ -57,6 +58,7 @@ class GenSpec:
       radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
       term=c.ltrc.term if c.method == "ltrc" else "none",
       weight=float(c.ltrc.weight),
+      reduce=c.ltrc.reduce,
     )
 
 
@@ -97,7 +99,7 @@ def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, appl
   if spec.term == "spectral":
     loss = loss + spec.weight * objectives.spectral_term(x, x0, spec.radius)
   elif spec.term == "reference":
-    loss = loss + spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y)
+    loss = loss + spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y, spec.reduce)
   return loss
 
 

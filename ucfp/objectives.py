@@ -89,10 +89,17 @@ def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
   return jnp.sum(low_pass(x - x0, radius) ** 2)
 
 
+REDUCTIONS = ("mean", "max")
+
+
 def reference_term(
-  apply_fns: Sequence[Callable], variables: Sequence, x: jax.Array, y: jax.Array
+  apply_fns: Sequence[Callable],
+  variables: Sequence,
+  x: jax.Array,
+  y: jax.Array,
+  reduce: str = "mean",
 ) -> jax.Array:
-  """`sum_i mean_r p_r(y_i | x_i)`: target-class probability under reference models.
+  """`sum_i reduce_r p_r(y_i | x_i)`: target-class probability under reference models.
 
   The owner's independently trained reference models (never the evaluation's
   innocents) stand in for models that fingerprints must not transfer to.
@@ -100,9 +107,14 @@ def reference_term(
   Args:
     apply_fns, variables: R reference models.
     x: (N, H, W, C); y: (N,).
+    reduce: `mean` over the references, or `max` (each example is pushed away from
+      the reference that still assigns it the target class most).
   """
+  if reduce not in REDUCTIONS:
+    raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
   probs = [
     jnp.take_along_axis(jax.nn.softmax(f(v, x)), y[:, None], axis=-1)[:, 0]
     for f, v in zip(apply_fns, variables, strict=True)
   ]
-  return jnp.sum(jnp.mean(jnp.stack(probs), axis=0))
+  stacked = jnp.stack(probs)
+  return jnp.sum(jnp.mean(stacked, axis=0) if reduce == "mean" else jnp.max(stacked, axis=0))

@@ -170,6 +170,8 @@ def train(
       state, x_dev, y_dev, stream[s : s + chunk], param_masks, jax.random.fold_in(aug_key, i)
     )
     done = min(s + chunk, total)
+    if report_every < float("inf"):
+      losses.block_until_ready()  # dispatch is asynchronous: time what has really run
     elapsed = time.perf_counter() - start
     if done < total and elapsed - last_report > report_every:
       last_report = elapsed

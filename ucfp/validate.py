@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ucfp.data import check_dataset_name
 from ucfp.models import check_model_name
-from ucfp.objectives import LOSSES
+from ucfp.objectives import LOSSES, REDUCTIONS
 from ucfp.spectral import check_radius
 from ucfp.variants import BATCHINGS, MASKS, NOISE_KINDS
 
@@ -86,6 +86,7 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   check_radius(config.ltrc.radius, shape)
   _choice(config.ltrc.term, TERMS, "ltrc.term")
   _number(config.ltrc.weight, "ltrc.weight", 0)
+  _choice(config.ltrc.reduce, REDUCTIONS, "ltrc.reduce")
   return shape
 
 

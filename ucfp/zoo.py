@@ -71,8 +71,9 @@ class ZooModel:
   kind: str  # base | pruned | derived | unassociated | reference
   test_accuracy: float
   rate: float | None = None
-  seconds: float = 0.0  # training time (0 when restored)
+  seconds: float = 0.0  # training time of this build (0 when restored)
   label: str = ""  # the name of a black-box callable
+  built_seconds: float = 0.0  # training time when the model was built (from its record)
 
   @property
   def name(self) -> str:
@@ -126,7 +127,9 @@ class ZooBuilder:
     if cached is not None:
       variables, record = cached
       logging.info("restored %s (test accuracy %.4f)", name, record["test_accuracy"])
-      return ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate), key
+      zm = ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate)
+      zm.built_seconds = float(record.get("train_seconds", 0.0))
+      return zm, key
     indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
     start = time.perf_counter()
     print(f"  training {name} ({spec.arch}, {spec.epochs} epochs)...", flush=True)
@@ -154,7 +157,7 @@ class ZooBuilder:
     }
     self.store.save(name, key, variables, record)
     print(f"  {name}: test accuracy {acc:.4f} ({seconds:.1f} s)", flush=True)
-    return ZooModel(Model(apply_fn, variables, name), kind, acc, rate, seconds), key
+    return ZooModel(Model(apply_fn, variables, name), kind, acc, rate, seconds, "", seconds), key
 
   def base(self) -> tuple[ZooModel, str]:
     entry = ModelEntry(self.config.model, self.config.seed)
@@ -214,10 +217,13 @@ class ZooBuilder:
     from sklearn.neural_network import MLPClassifier
 
     flat = lambda x: np.asarray(x).reshape(len(x), -1)
-    clf = MLPClassifier((128,), max_iter=300, random_state=seed)
+    clf = MLPClassifier((128,), early_stopping=True, max_iter=100, random_state=seed)
+    start = time.perf_counter()
     clf.fit(flat(self.data.train_x), self.data.train_y)
+    seconds = time.perf_counter() - start
     acc = float(clf.score(flat(self.data.test_x), self.data.test_y))
-    return ZooModel(lambda x: clf.predict(flat(x)), "unassociated", acc, label="sklearn-mlp")
+    fn = lambda x: clf.predict(flat(x))
+    return ZooModel(fn, "unassociated", acc, None, seconds, "sklearn-mlp", seconds)
 
   def listed(self, text: str, field: str, kind: str) -> list[ZooModel]:
     prefix = {"unassociated": "innocent"}.get(kind, kind)
