@@ -37,6 +37,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.data import load_dataset  # noqa: E402
 from ucfp.fingerprints import Fingerprints  # noqa: E402
 from ucfp.generation import fingerprint  # noqa: E402
@@ -61,7 +62,7 @@ METHODS = {
   "rc": ("RC-examples (paper)", {"method": "rc"}),
   "ltrc_paper": (
     "LTRC-examples (paper: RC + high-pass filter)",
-    {"method": "ltrc", "ltrc.term": "none"},
+    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper"},
   ),
   "ucfp": ("ucfp LTRC (+ reference-model term)", {}),
   # Ablations of ucfp's recipe (the levers), each one change:
@@ -78,7 +79,10 @@ METHODS = {
     "ablation: max (not mean) target probability over the references",
     {"ltrc.reduce": "max"},
   ),
-  "ucfp_no_highpass": ("ablation: no high-pass filter (radius 0)", {"ltrc.radius": 0.0}),
+  "ucfp_highpass": (
+    "ablation: the paper's high-pass filter switched on (off) where the default is off (on)",
+    {"_highpass": "toggle"},
+  ),
   "ucfp_no_variants": (
     "ablation: no model variants (noise 0, no mask: the robustness term is the C loss)",
     {"robust.noise_bound": 0.0, "robust.mask": "none", "robust.num_variants": 1},
@@ -116,6 +120,10 @@ def _override(config, overrides):
     for p in parents:
       node = node[p]
     node[leaf] = value
+  if overrides.get("_highpass") == "paper":
+    c.ltrc.radius = paper_radius(c.image_shape)
+  elif overrides.get("_highpass") == "toggle":
+    c.ltrc.radius = 0.0 if c.ltrc.radius > 0 else paper_radius(c.image_shape)
   if "_step_scale" in overrides:
     c.step_size = c.step_size * overrides["_step_scale"]
   return c
