@@ -256,7 +256,8 @@ def main(argv):
   for name in names:
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
-    refs = _references(zoo, config.model, overrides.get("_base_refs"))
+    uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
+    refs = _references(zoo, config.model, overrides.get("_base_refs")) if uses_refs else []
     fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape)
     if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
       fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)
