@@ -99,7 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.learning_rate = 2e-3
     c.train.augment = True
     c.zoo.finetune_epochs = 1
-    c.reference.models = "vgg:1001:full:2,vgg:1002:full:2,vgg:1003:full:2,vgg_small:1004:full:3"
+    c.reference.models = "vgg:1001:full:2,vgg:1002:full:2,vgg_small:1004:full:3"
     c.zoo.unassociated = (
       "vgg:101:full:2,vgg:102:full:2,vgg_small:103:full:3,vgg_small:104:full:3,vgg:105:half_b:2"
     )
