@@ -140,10 +140,21 @@ def _references(zoo, base_arch: str, base_refs: float | None):
   return [m for i, m in enumerate(refs) if i not in same or same.index(i) < keep]
 
 
+# The config fields `ucfp.fingerprint` reads (besides the `robust` and `ltrc` groups).
+_GENERATION_FIELDS = (
+  "method", "image_shape", "num_fingerprints", "steps", "step_size", "optimizer", "loss",
+  "kappa", "init", "init_sigma", "early_stop", "early_stop_margin", "seed", "shard",
+)  # fmt: skip
+
+
 def _cache_path(workdir, cfg, base, refs) -> str:
-  """Where a method's fingerprints are cached: a hash of all that determines them."""
+  """Where a method's fingerprints are cached: a hash of all that determines them (the
+  generation fields, the base model and, for the reference term, the references)."""
+  gen = {k: cfg[k] for k in _GENERATION_FIELDS}
+  gen.update(robust=cfg.robust.to_dict(), ltrc=cfg.ltrc.to_dict())
+  uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   blob = json.dumps(
-    [cfg.to_dict(), base.name, base.test_accuracy, [r.name for r in refs]],
+    [gen, base.name, base.test_accuracy, [r.name for r in refs] if uses_refs else []],
     sort_keys=True,
     default=str,
   )
@@ -256,8 +267,7 @@ def main(argv):
   for name in names:
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
-    uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
-    refs = _references(zoo, config.model, overrides.get("_base_refs")) if uses_refs else []
+    refs = _references(zoo, config.model, overrides.get("_base_refs"))
     fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape)
     if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
       fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)
