@@ -45,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.robust.mask = "magnitude"  # magnitude | bernoulli | none
   c.robust.prune_rate = (0.3, 0.9)  # rate drawn uniformly from [low, high]
   c.robust.batching = "auto"  # auto | vmap | loop | unrolled
+  c.robust.chunk = 0  # examples per gradient evaluation; 0: auto (CHUNK_CPU on CPU, else all)
 
   c.ltrc = ml_collections.ConfigDict()
   c.ltrc.radius = 0.0  # high-pass radius r (frequency units; 0: no filter)
@@ -91,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.dataset = "cifar10"
     c.image_shape = (32, 32, 3)
     c.model = "vgg"
-    c.steps = 150  # half the steps at twice the step size: generation is ~10x costlier here
+    c.steps = 150  # half the digits steps: a step costs ~50x more here
     c.step_size = 0.01
     c.ltrc.radius = 0.0
     c.train.epochs = 10

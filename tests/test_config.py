@@ -38,6 +38,7 @@ BAD = [
   ("robust.prune_rate", (0.9, 0.3), r"config\.robust\.prune_rate"),
   ("robust.prune_rate", (0.3, 1.0), r"config\.robust\.prune_rate"),
   ("robust.batching", "pmap", r"config\.robust\.batching='pmap' is not one of auto"),
+  ("robust.chunk", -1, r"config\.robust\.chunk=-1 must be a non-negative integer"),
   ("robust.mask", "random", r"config\.robust\.mask"),
   ("ltrc.radius", 6.0, r"config\.ltrc\.radius=6\.0 must be in \[0, 5\.657\]"),
   ("ltrc.term", "lowpass", r"config\.ltrc\.term"),

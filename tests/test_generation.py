@@ -115,3 +115,33 @@ def test_strategies_give_the_same_fingerprints(tiny_config, cnn_model):
     out[b] = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
   for b in ("loop", "unrolled"):
     assert np.mean(np.abs(out[b] - out["vmap"]) > 1e-4) < 0.01
+
+
+@pytest.mark.parametrize("chunk", [3, 4])  # 10 examples: 3 chunks + a remainder; 2 + remainder
+def test_chunked_gradient_equals_whole(cnn_model, chunk):
+  from ucfp.generation import chunked_value_and_grad
+
+  x = jax.random.uniform(jax.random.PRNGKey(0), (10, 8, 8, 1))
+  y = jnp.arange(10) % 10
+  w = jnp.float32(0.5)  # a shared argument
+
+  def fn(x, y, w):
+    return w * jnp.sum(objectives.c_loss(cnn_model(x), y))
+
+  whole = chunked_value_and_grad(fn, x, (y,), (w,), 0)
+  parts = jax.jit(lambda x: chunked_value_and_grad(fn, x, (y,), (w,), chunk))(x)
+  np.testing.assert_allclose(parts[0], whole[0], rtol=1e-5)
+  np.testing.assert_allclose(parts[1], whole[1], rtol=1e-4, atol=1e-7)
+
+
+def test_chunked_generation_matches_and_auto_rule(tiny_config, cnn_model):
+  from ucfp.variants import resolve_chunk
+
+  assert resolve_chunk(0, 100, "cpu") == 25 and resolve_chunk(0, 64, "cpu") == 32
+  assert resolve_chunk(0, 101, "cpu") == 26 and resolve_chunk(0, 20, "cpu") == 0
+  assert resolve_chunk(0, 100, "tpu") == 0 and resolve_chunk(7, 100, "tpu") == 7
+  c = _cfg(tiny_config, "rc", loss="margin")
+  whole = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
+  c.robust.chunk = 3
+  parts = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
+  assert np.mean(np.abs(parts - whole) > 1e-4) < 0.01

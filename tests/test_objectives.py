@@ -6,7 +6,7 @@ import pytest
 
 from ucfp import objectives, prune
 from ucfp.spectral import low_pass
-from ucfp.variants import VariantSpec, mean_over_variants, sample_variant
+from ucfp.variants import VariantSpec, mean_over_variants, sample_variant, uniform_noise
 
 
 def test_xent_and_margin():
@@ -75,6 +75,18 @@ def test_variants_touch_only_kernels_and_respect_bounds(cnn_model):
       assert np.all(np.abs(np.asarray(b) - np.asarray(a)) <= 0.1 * np.abs(np.asarray(a)) + 1e-7)
     else:
       np.testing.assert_array_equal(a, b)
+
+
+def test_uniform_noise_is_a_256_level_uniform_on_pm1():
+  u = np.asarray(uniform_noise(jax.random.PRNGKey(0), (1001, 99)))
+  assert u.shape == (1001, 99) and u.dtype == np.float32
+  levels = np.unique(u)
+  assert len(levels) == 256 and levels.min() == -1 + 1 / 256 and levels.max() == 1 - 1 / 256
+  counts = np.unique(u, return_counts=True)[1]
+  assert counts.min() > 0.8 * u.size / 256  # every level about equally likely
+  assert abs(u.mean()) < 0.01 and abs(u.var() - 1 / 3) < 0.01
+  v = np.asarray(uniform_noise(jax.random.PRNGKey(1), (1001, 99)))
+  assert abs(np.corrcoef(u.ravel(), v.ravel())[0, 1]) < 0.01
 
 
 def test_magnitude_variant_prunes_in_range(cnn_model):

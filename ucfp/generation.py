@@ -21,7 +21,7 @@ from ucfp.sharding import example_sharding, place
 from ucfp.spectral import high_pass_filter
 from ucfp.types import Model
 from ucfp.validate import validate_generation
-from ucfp.variants import VariantSpec, conv_lowering_for, resolve_batching
+from ucfp.variants import VariantSpec, conv_lowering_for, resolve_batching, resolve_chunk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,7 @@ class GenSpec:
   term: str
   weight: float
   reduce: str = "mean"
+  chunk: int = 0
 
   @classmethod
   def from_config(cls, c) -> GenSpec:
@@ -55,6 +56,7 @@ class GenSpec:
         float(r.noise_bound), r.noise_kind, r.mask, float(r.prune_rate[0]), float(r.prune_rate[1])
       ),
       batching=resolve_batching(r.batching, int(r.num_variants)),
+      chunk=resolve_chunk(int(r.chunk), int(c.num_fingerprints)),
       radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
       term=c.ltrc.term if c.method == "ltrc" else "none",
       weight=float(c.ltrc.weight),
@@ -103,6 +105,46 @@ def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, appl
   return loss
 
 
+CHUNK_MODE = ["map"]
+
+
+def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
+  """`jax.value_and_grad(fn)(x, *per_example, *shared)` for an `fn` that sums over examples,
+  evaluated `chunk` examples at a time (0 or >= N: all at once).
+
+  Equal chunks run in a `lax.map` (one compiled copy of the objective), a remainder
+  after them separately. Every chunk sees the same `shared` arguments (the step's key,
+  hence the same model variants), so the result equals the unchunked one up to float
+  summation order.
+
+  Args:
+    fn: `fn(x, *per_example, *shared) -> scalar`, a sum of per-example terms.
+    x: (N, ...) examples; per_example: arrays with leading dimension N.
+    shared: arguments passed whole to every chunk.
+    chunk: examples per evaluation.
+
+  Returns:
+    (loss scalar, grad (N, ...)).
+  """
+  vg = jax.value_and_grad(fn)
+  n = x.shape[0]
+  if chunk <= 0 or chunk >= n:
+    return vg(x, *per_example, *shared)
+  k = n // chunk
+  body = (x[: k * chunk], *(a[: k * chunk] for a in per_example))
+  if CHUNK_MODE[0] == "map":
+    split = jax.tree.map(lambda a: a.reshape(k, chunk, *a.shape[1:]), body)
+    losses, grads = jax.lax.map(lambda c: vg(*c, *shared), split)
+    loss, grad = jnp.sum(losses), grads.reshape(k * chunk, *x.shape[1:])
+  else:
+    parts = [vg(*(a[i * chunk : (i + 1) * chunk] for a in body), *shared) for i in range(k)]
+    loss, grad = sum(p[0] for p in parts), jnp.concatenate([p[1] for p in parts])
+  if k * chunk < n:
+    rest = vg(x[k * chunk :], *(a[k * chunk :] for a in per_example), *shared)
+    loss, grad = loss + rest[0], jnp.concatenate([grad, rest[1]])
+  return loss, grad
+
+
 def generation_step(
   state, x0, y, variables, ref_variables, sorted_abs, key, *, spec, apply_fn, ref_fns
 ):
@@ -112,7 +154,9 @@ def generation_step(
   """
   x, opt_state = state
   fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
-  loss, grad = jax.value_and_grad(fn)(x, x0, y, variables, ref_variables, sorted_abs, key)
+  loss, grad = chunked_value_and_grad(
+    fn, x, (x0, y), (variables, ref_variables, sorted_abs, key), spec.chunk
+  )
   updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
   x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
   margin = jnp.min(objectives.margins(apply_fn(variables, x), y))

@@ -73,6 +73,8 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _choice(r.noise_kind, NOISE_KINDS, "robust.noise_kind")
   _choice(r.mask, MASKS, "robust.mask")
   _choice(r.batching, BATCHINGS, "robust.batching")
+  if isinstance(r.chunk, bool) or not isinstance(r.chunk, int) or r.chunk < 0:
+    raise ValueError(f"config.robust.chunk={r.chunk!r} must be a non-negative integer (0: auto)")
   rate = tuple(r.prune_rate) if isinstance(r.prune_rate, tuple | list) else ()
   if not (
     len(rate) == 2

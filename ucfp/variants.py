@@ -8,6 +8,7 @@ magnitudes (what an adversary prunes), at a rate drawn from [low, high].
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -29,6 +30,20 @@ class VariantSpec:
   prune_high: float = 0.0
 
 
+def uniform_noise(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """Uniform noise on [-1, 1] with 256 levels: `(b + 0.5) / 128 - 1`, b ~ U{0..255}.
+
+  Four draws per 32 random bits: XLA:CPU lowers threefry as a memory-bound rolled
+  loop, so this is ~3x cheaper than `jax.random.uniform` for the ~10^5-10^6 weights
+  of a variant (mean 0 and variance 0.333 as the continuous uniform's 1/3, up to
+  1.5e-5). Shape: any; returns `shape` in `dtype`.
+  """
+  n = math.prod(shape)
+  bits = jax.random.bits(key, (-(-n // 4),), jnp.uint32)
+  b = jax.lax.bitcast_convert_type(bits, jnp.uint8).reshape(-1)[:n]
+  return ((b.astype(dtype) + 0.5) * (1.0 / 128.0) - 1.0).reshape(shape)
+
+
 def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax.Array | None):
   """One variant of `variables`.
 
@@ -39,16 +54,19 @@ def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax
     sorted_abs: :func:`ucfp.prune.sorted_magnitudes` of the base (magnitude masks).
   """
   k_rate, k_mask, k_noise = jax.random.split(key, 3)
-  flags = prune.prunable_mask_tree(variables)
+  flags = jax.tree.leaves(prune.prunable_mask_tree(variables))
   leaves, treedef = jax.tree.flatten(variables)
-  noise_keys = jax.random.split(k_noise, len(leaves))
-  out = []
-  for f, v, k in zip(jax.tree.leaves(flags), leaves, noise_keys, strict=True):
-    if f and spec.noise_bound > 0:
-      u = jax.random.uniform(k, v.shape, v.dtype, -1.0, 1.0)
+  out = list(leaves)
+  if spec.noise_bound > 0:  # one draw for all kernels, split among them
+    idx = [i for i, f in enumerate(flags) if f]
+    u = uniform_noise(k_noise, (sum(leaves[i].size for i in idx),))
+    offset = 0
+    for i in idx:
+      v = leaves[i]
+      ui = u[offset : offset + v.size].reshape(v.shape).astype(v.dtype)
+      offset += v.size
       scale = jnp.abs(v) if spec.noise_kind == "relative" else 1.0
-      v = v + spec.noise_bound * scale * u
-    out.append(v)
+      out[i] = v + spec.noise_bound * scale * ui
   noisy = jax.tree.unflatten(treedef, out)
   if spec.mask == "none" or spec.prune_high <= 0:
     return noisy
@@ -70,6 +88,25 @@ def resolve_batching(batching: str, num_variants: int, backend: str | None = Non
   if backend != "cpu":
     return "vmap"
   return "unrolled" if num_variants <= 8 else "loop"
+
+
+CHUNK_CPU = 32
+
+
+def resolve_chunk(chunk: int, num_examples: int, backend: str | None = None) -> int:
+  """Examples per gradient evaluation (0: all at once).
+
+  `0` (auto): on a single CPU device, about `CHUNK_CPU` examples, in equal chunks
+  (`ceil(N / ceil(N / 32))`: 100 examples -> 4 x 25); smaller working sets step
+  faster there (benchmarks/speed.py). On accelerators, or with several devices, all
+  examples at once.
+  """
+  if chunk > 0:
+    return chunk
+  backend = backend or jax.default_backend()
+  if backend != "cpu" or jax.device_count() > 1 or num_examples <= CHUNK_CPU:
+    return 0
+  return -(-num_examples // -(-num_examples // CHUNK_CPU))
 
 
 def conv_lowering_for(batching: str, backend: str | None = None) -> str:
