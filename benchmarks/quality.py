@@ -37,6 +37,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.data import load_dataset  # noqa: E402
 from ucfp.fingerprints import Fingerprints  # noqa: E402
@@ -62,7 +63,7 @@ METHODS = {
   "rc": ("RC-examples (paper)", {"method": "rc"}),
   "ltrc_paper": (
     "LTRC-examples (paper: RC + high-pass filter)",
-    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper"},
+    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
   ),
   "ucfp": ("ucfp LTRC (+ reference-model term)", {}),
   # Ablations of ucfp's recipe (the levers), each one change:
@@ -92,9 +93,13 @@ METHODS = {
     "ablation: weight-noise bound 0.05 instead of 0.01",
     {"robust.noise_bound": 0.05},
   ),
-  "ucfp_prune_low": (
-    "ablation: variant pruning rates U[0, 0.5] instead of U[0.3, 0.9]",
-    {"robust.prune_rate": (0.0, 0.5)},
+  "ucfp_prune_wide": (
+    "ablation: variant pruning rates U[0.3, 0.9] (as RC) instead of U[0, 0.5]",
+    {"_paper_variants": True},
+  ),
+  "ucfp_prune_07": (
+    "ablation: variant pruning rates U[0, 0.7] instead of U[0, 0.5]",
+    {"robust.prune_rate": (0.0, 0.7)},
   ),
   "ucfp_steps_third": ("ablation: a third of the steps", {"_steps_scale": 1 / 3}),
   "ucfp_steps2x": ("ablation: twice the steps", {"_steps_scale": 2.0}),
@@ -121,6 +126,8 @@ def _override(config, overrides):
     for p in parents:
       node = node[p]
     node[leaf] = value
+  if overrides.get("_paper_variants"):  # RC's variants, as the paper's methods use them
+    c.robust.prune_rate = base_config().robust.prune_rate  # the same in every preset
   if overrides.get("_highpass") == "paper":
     c.ltrc.radius = paper_radius(c.image_shape)
   elif overrides.get("_highpass") == "toggle":

@@ -105,17 +105,14 @@ def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, appl
   return loss
 
 
-CHUNK_MODE = ["map"]
-
-
 def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
   """`jax.value_and_grad(fn)(x, *per_example, *shared)` for an `fn` that sums over examples,
   evaluated `chunk` examples at a time (0 or >= N: all at once).
 
-  Equal chunks run in a `lax.map` (one compiled copy of the objective), a remainder
-  after them separately. Every chunk sees the same `shared` arguments (the step's key,
-  hence the same model variants), so the result equals the unchunked one up to float
-  summation order.
+  The chunks are unrolled in the traced program: inside a `lax.map`, XLA:CPU runs the
+  convolutions ~5x slower (measured, benchmarks/speed.py). Every chunk sees the same
+  `shared` arguments (the step's key, hence the same model variants), so the result
+  equals the unchunked one up to float summation order.
 
   Args:
     fn: `fn(x, *per_example, *shared) -> scalar`, a sum of per-example terms.
@@ -130,19 +127,11 @@ def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
   n = x.shape[0]
   if chunk <= 0 or chunk >= n:
     return vg(x, *per_example, *shared)
-  k = n // chunk
-  body = (x[: k * chunk], *(a[: k * chunk] for a in per_example))
-  if CHUNK_MODE[0] == "map":
-    split = jax.tree.map(lambda a: a.reshape(k, chunk, *a.shape[1:]), body)
-    losses, grads = jax.lax.map(lambda c: vg(*c, *shared), split)
-    loss, grad = jnp.sum(losses), grads.reshape(k * chunk, *x.shape[1:])
-  else:
-    parts = [vg(*(a[i * chunk : (i + 1) * chunk] for a in body), *shared) for i in range(k)]
-    loss, grad = sum(p[0] for p in parts), jnp.concatenate([p[1] for p in parts])
-  if k * chunk < n:
-    rest = vg(x[k * chunk :], *(a[k * chunk :] for a in per_example), *shared)
-    loss, grad = loss + rest[0], jnp.concatenate([grad, rest[1]])
-  return loss, grad
+  parts = [
+    vg(x[i : i + chunk], *(a[i : i + chunk] for a in per_example), *shared)
+    for i in range(0, n, chunk)
+  ]
+  return sum(p[0] for p in parts), jnp.concatenate([p[1] for p in parts])
 
 
 def generation_step(

@@ -91,22 +91,25 @@ def resolve_batching(batching: str, num_variants: int, backend: str | None = Non
 
 
 CHUNK_CPU = 32
+MAX_CHUNKS = 4
 
 
 def resolve_chunk(chunk: int, num_examples: int, backend: str | None = None) -> int:
   """Examples per gradient evaluation (0: all at once).
 
-  `0` (auto): on a single CPU device, about `CHUNK_CPU` examples, in equal chunks
-  (`ceil(N / ceil(N / 32))`: 100 examples -> 4 x 25); smaller working sets step
-  faster there (benchmarks/speed.py). On accelerators, or with several devices, all
-  examples at once.
+  `0` (auto): on a single CPU device, equal chunks of about `CHUNK_CPU` examples, at
+  most `MAX_CHUNKS` of them (each chunk is another copy of the objective in the
+  compiled step): 64 -> 2 x 32, 100 -> 4 x 25, 256 -> 4 x 64. Smaller working sets
+  step faster there (benchmarks/speed.py). On accelerators, or with several devices,
+  all examples at once.
   """
   if chunk > 0:
     return chunk
   backend = backend or jax.default_backend()
   if backend != "cpu" or jax.device_count() > 1 or num_examples <= CHUNK_CPU:
     return 0
-  return -(-num_examples // -(-num_examples // CHUNK_CPU))
+  k = min(MAX_CHUNKS, -(-num_examples // CHUNK_CPU))
+  return -(-num_examples // k)
 
 
 def conv_lowering_for(batching: str, backend: str | None = None) -> str:
