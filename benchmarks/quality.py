@@ -93,12 +93,13 @@ METHODS = {
     "ablation: weight-noise bound 0.05 instead of 0.01",
     {"robust.noise_bound": 0.05},
   ),
-  "ucfp_prune_wide": (
-    "ablation: variant pruning rates U[0.3, 0.9] (as RC) instead of U[0, 0.5]",
-    {"_paper_variants": True},
+  "ucfp_prune_other": (
+    "ablation: variant pruning rates U[0, 0.5] where the default is RC's U[0.3, 0.9] "
+    "(8x8), and U[0.3, 0.9] where it is U[0, 0.5] (larger images)",
+    {"_prune_toggle": True},
   ),
   "ucfp_prune_07": (
-    "ablation: variant pruning rates U[0, 0.7] instead of U[0, 0.5]",
+    "ablation: variant pruning rates U[0, 0.7]",
     {"robust.prune_rate": (0.0, 0.7)},
   ),
   "ucfp_steps_third": ("ablation: a third of the steps", {"_steps_scale": 1 / 3}),
@@ -128,6 +129,9 @@ def _override(config, overrides):
     node[leaf] = value
   if overrides.get("_paper_variants"):  # RC's variants, as the paper's methods use them
     c.robust.prune_rate = base_config().robust.prune_rate  # the same in every preset
+  if overrides.get("_prune_toggle"):
+    rc_rate = tuple(base_config().robust.prune_rate)
+    c.robust.prune_rate = (0.0, 0.5) if tuple(c.robust.prune_rate) == rc_rate else rc_rate
   if overrides.get("_highpass") == "paper":
     c.ltrc.radius = paper_radius(c.image_shape)
   elif overrides.get("_highpass") == "toggle":

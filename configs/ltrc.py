@@ -22,8 +22,10 @@ def get_config(arg: str | None = None):
   c.ltrc.radius = 0.0 if c.image_shape[0] <= 8 else paper_radius(c.image_shape)
   c.ltrc.term = "reference"
   c.ltrc.weight = 3.0
-  # Milder variants than RC's U[0.3, 0.9]: a 90%-pruned VGG without fine-tuning is
-  # broken, and examples that broken variants still classify as y transfer to
-  # innocents (CIFAR-10: T 0.09 -> 0.04 with U[0, 0.5]).
-  c.robust.prune_rate = (0.0, 0.5)
+  if c.image_shape[0] > 8:
+    # Milder variants than RC's U[0.3, 0.9] on the 32x32 VGG: 90%-pruned without
+    # fine-tuning it is broken, and examples that broken variants still classify as
+    # y transfer to innocents (CIFAR-10: T 0.11 -> 0.04). On 8x8 digits the small CNN
+    # stays functional and U[0, 0.5] gave a false alarm, so RC's range is kept there.
+    c.robust.prune_rate = (0.0, 0.5)
   return c
