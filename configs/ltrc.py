@@ -3,9 +3,11 @@
 python -m ucfp.generate --config=configs/ltrc.py[:digits|cifar10|mnist]
 
 ucfp's default is its best measured recipe (benchmarks/results/quality-*.md): the
-reference-model term with 11 references on digits, weight 3. The paper's high-pass
-filter (radius `PAPER_RADIUS`) lowered the Uniqueness Score on 8x8 digits
-(0.973 without it, 0.947 with it), so it is off there.
+reference-model term (11 references on digits, 3 on CIFAR-10), weight 3. The
+paper's high-pass filter (`paper_radius`) lowered the Uniqueness Score on 8x8
+digits (0.972 without it, 0.953 with it), so it is off there and on (radius 4) for
+larger images, where it helped (CIFAR-10). Variants are pruned at U[0, 0.5] on
+larger images instead of RC's U[0.3, 0.9] (see below).
 """
 
 from configs import base
