@@ -117,6 +117,14 @@ METHODS = {
 }
 
 
+# RC's variant pruning range (the same in every preset), used by the paper's methods.
+RC_PRUNE_RATE = tuple(base_config().robust.prune_rate)
+
+
+def _is_ablation(name: str) -> bool:
+  return METHODS[name][0].startswith("ablation")
+
+
 def _override(config, overrides):
   c = config.copy_and_resolve_references()
   for key, value in overrides.items():
@@ -128,10 +136,10 @@ def _override(config, overrides):
       node = node[p]
     node[leaf] = value
   if overrides.get("_paper_variants"):  # RC's variants, as the paper's methods use them
-    c.robust.prune_rate = base_config().robust.prune_rate  # the same in every preset
+    c.robust.prune_rate = RC_PRUNE_RATE
   if overrides.get("_prune_toggle"):
-    rc_rate = tuple(base_config().robust.prune_rate)
-    c.robust.prune_rate = (0.0, 0.5) if tuple(c.robust.prune_rate) == rc_rate else rc_rate
+    is_rc = tuple(c.robust.prune_rate) == RC_PRUNE_RATE
+    c.robust.prune_rate = (0.0, 0.5) if is_rc else RC_PRUNE_RATE
   if overrides.get("_highpass") == "paper":
     c.ltrc.radius = paper_radius(c.image_shape)
   elif overrides.get("_highpass") == "toggle":
@@ -306,14 +314,14 @@ def main(argv):
     )
   results = {n: results[n] for n in METHODS if n in results}  # table order, however run
   best = max(
-    (n for n in results if not METHODS[n][0].startswith("ablation")),
+    (n for n in results if not _is_ablation(n)),
     key=lambda n: results[n]["uniqueness_score"],
   )
   tag = _TAG.value or config.dataset.split(":")[0]
   model_seconds = sum(m.built_seconds for m in zoo.all())
   total = model_seconds + sum(cache.values())
   md = markdown(config.dataset, results, {n: METHODS[n][0] for n in results})
-  ablation_seconds = sum(v for n, v in cache.items() if METHODS[n][0].startswith("ablation"))
+  ablation_seconds = sum(v for n, v in cache.items() if _is_ablation(n))
   md += (
     f"\n\nBest: **{best}**.\n\nCost from an empty cache: {total / 60:.1f} min "
     f"({model_seconds / 60:.1f} min training {len(zoo.all())} models, "
