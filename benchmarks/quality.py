@@ -60,7 +60,7 @@ _EXTENDED = flags.DEFINE_bool(
 # name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
   "c": ("C-examples (paper)", {"method": "c"}),
-  "rc": ("RC-examples (paper)", {"method": "rc"}),
+  "rc": ("RC-examples (paper)", {"method": "rc", "_paper_variants": True}),
   "ltrc_paper": (
     "LTRC-examples (paper: RC + high-pass filter)",
     {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
@@ -87,6 +87,11 @@ METHODS = {
   "ucfp_no_variants": (
     "ablation: no model variants (noise 0, no mask: the robustness term is the C loss)",
     {"robust.noise_bound": 0.0, "robust.mask": "none", "robust.num_variants": 1},
+  ),
+  "ucfp_surrogates": (
+    "ablation: the owner's surrogate (pruned, fine-tuned) copies switched off (on) where the "
+    "default uses them (not)",
+    {"_surrogate_toggle": True},
   ),
   "ucfp_v2": ("ablation: V = 2 variants per step instead of 8", {"robust.num_variants": 2}),
   "ucfp_noise05": (
@@ -119,6 +124,8 @@ METHODS = {
 
 # RC's variant pruning range (the same in every preset), used by the paper's methods.
 RC_PRUNE_RATE = tuple(base_config().robust.prune_rate)
+# The surrogates that the ucfp_surrogates ablation switches on where the default has none.
+SURROGATE_ABLATION = (0.8,)
 
 
 def _is_ablation(name: str) -> bool:
@@ -137,6 +144,9 @@ def _override(config, overrides):
     node[leaf] = value
   if overrides.get("_paper_variants"):  # RC's variants, as the paper's methods use them
     c.robust.prune_rate = RC_PRUNE_RATE
+    c.robust.surrogates = ()
+  if overrides.get("_surrogate_toggle"):
+    c.robust.surrogates = () if c.robust.surrogates else SURROGATE_ABLATION
   if overrides.get("_prune_toggle"):
     is_rc = tuple(c.robust.prune_rate) == RC_PRUNE_RATE
     c.robust.prune_rate = (0.0, 0.5) if is_rc else RC_PRUNE_RATE
@@ -162,6 +172,17 @@ def _references(zoo, base_arch: str, base_refs: float | None):
   return [m for i, m in enumerate(refs) if i not in same or same.index(i) < keep]
 
 
+def _surrogates(zoo, cfg, config, data):
+  """The method's surrogate models and the seconds to train those the zoo lacks (an
+  ablation's surrogates differ from the default's)."""
+  if cfg.method == "c" or not cfg.robust.surrogates:
+    return [], 0.0
+  if tuple(cfg.robust.surrogates) == tuple(config.robust.surrogates):
+    return [m.model for m in zoo.surrogate], 0.0
+  extra = build_zoo(cfg, data, _WORKDIR.value, evaluation=False).surrogate
+  return [m.model for m in extra], sum(m.built_seconds for m in extra)
+
+
 # Bumped whenever generation's results change for the same config (e.g. the variant
 # noise's random draws), so that cached fingerprints from older code are not reused.
 _GENERATION_VERSION = 2
@@ -173,11 +194,15 @@ _GENERATION_FIELDS = (
 )  # fmt: skip
 
 
-def _cache_path(workdir, cfg, base, refs) -> str:
+def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
   """Where a method's fingerprints are cached: a hash of all that determines them (the
-  generation fields, the base model and, for the reference term, the references)."""
+  generation fields, the base model and, for the reference term, the references, and
+  the surrogates)."""
   gen = {k: cfg[k] for k in _GENERATION_FIELDS}
-  gen.update(robust=cfg.robust.to_dict(), ltrc=cfg.ltrc.to_dict())
+  robust = cfg.robust.to_dict()
+  if not surs:  # keys from before surrogates existed, so older caches stay valid
+    robust.pop("surrogates"), robust.pop("surrogate_weight")
+  gen.update(robust=robust, ltrc=cfg.ltrc.to_dict())
   uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   blob = json.dumps(
     [
@@ -186,7 +211,8 @@ def _cache_path(workdir, cfg, base, refs) -> str:
       base.name,
       base.test_accuracy,
       [r.name for r in refs] if uses_refs else [],
-    ],
+    ]
+    + ([[m.name for m in surs]] if surs else []),
     sort_keys=True,
     default=str,
   )
@@ -194,15 +220,18 @@ def _cache_path(workdir, cfg, base, refs) -> str:
   return os.path.join(workdir, "fingerprints", f"{cfg.method}-{digest}.npz")
 
 
-def generate_cached(workdir, cfg, zoo, refs, image_shape) -> tuple[Fingerprints, float]:
+def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fingerprints, float]:
   """Restores the method's fingerprints from the work directory, or generates and saves them."""
-  path = _cache_path(workdir, cfg, zoo.base, refs)
+  surs = surs if cfg.method != "c" else ()
+  path = _cache_path(workdir, cfg, zoo.base, refs, surs)
   if os.path.exists(path):
     fps = Fingerprints.load(path)
     return fps, float(fps.meta["seconds"])
   key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5EED)
   t = time.perf_counter()
-  fps = fingerprint(zoo.base.model, cfg, key=key, reference=refs, image_shape=image_shape)
+  fps = fingerprint(
+    zoo.base.model, cfg, key=key, reference=refs, surrogates=surs, image_shape=image_shape
+  )
   seconds = time.perf_counter() - t
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Fingerprints(fps.x, fps.y, {**fps.meta, "seconds": seconds}).save(path)
@@ -300,7 +329,9 @@ def main(argv):
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
     refs = _references(zoo, config.model, overrides.get("_base_refs"))
-    fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape)
+    surs, sur_seconds = _surrogates(zoo, cfg, config, data)
+    fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape, surs)
+    seconds += sur_seconds
     if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
       fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)
     cache[name] = seconds

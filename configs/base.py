@@ -46,6 +46,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.robust.prune_rate = (0.3, 0.9)  # rate drawn uniformly from [low, high]
   c.robust.batching = "auto"  # auto | vmap | loop | unrolled
   c.robust.chunk = 0  # examples per gradient evaluation; 0: auto (CHUNK_CPU on CPU, else all)
+  # The owner's own derived copies (rc, ltrc): the base pruned at each of these rates and
+  # fine-tuned like an adversary would, with another data order (seed + SURROGATE_SEED).
+  # Their C-loss, weighted by surrogate_weight, joins the robustness term.
+  c.robust.surrogates = ()  # prune rates in (0, 1), e.g. (0.8,); () for none
+  c.robust.surrogate_weight = 1.0
 
   c.ltrc = ml_collections.ConfigDict()
   c.ltrc.radius = 0.0  # high-pass radius r (frequency units; 0: no filter)

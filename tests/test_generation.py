@@ -88,6 +88,30 @@ def test_reference_term_needs_reference_models(tiny_config, cnn_model):
     fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
 
 
+def test_surrogates_needed_when_configured(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "rc", **{"robust.surrogates": (0.8,)})
+  with pytest.raises(ValueError, match=r"config\.robust\.surrogates=\(0\.8,\) needs"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+
+
+def test_surrogate_term_changes_rc_not_c(tiny_config, cnn_model, mlp_model):
+  key = jax.random.PRNGKey(5)
+  rc = _cfg(tiny_config.copy_and_resolve_references(), "rc")
+  plain = fingerprint(cnn_model, rc, key=key)
+  with_sur = fingerprint(cnn_model, rc, key=key, surrogates=[mlp_model])
+  assert with_sur.meta["surrogates"] == [mlp_model.name] and plain.meta["surrogates"] == []
+  assert not np.array_equal(plain.x, with_sur.x)
+  # the term pulls the surrogate's loss down: lower than without it, from the same start
+  y = jnp.asarray(plain.y)
+  sur_loss = lambda fp: float(jnp.sum(objectives.c_loss(mlp_model(fp.x), y)))
+  assert sur_loss(with_sur) < sur_loss(plain)
+  c = _cfg(tiny_config.copy_and_resolve_references(), "c")
+  np.testing.assert_array_equal(
+    fingerprint(cnn_model, c, key=key).x,
+    fingerprint(cnn_model, c, key=key, surrogates=[mlp_model]).x,
+  )
+
+
 def test_nan_loss_stops_with_step_number(tiny_config, cnn_model):
   def apply_fn(v, x):
     out = cnn_model.apply_fn(v, x)

@@ -130,6 +130,20 @@ def test_reference_term(mlp_model, cnn_model):
     objectives.reference_term(fns, vs, x, y, reduce="median")
 
 
+def test_surrogate_term_is_the_mean_c_loss_over_surrogates(mlp_model, cnn_model):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 1))
+  y = jnp.array([0, 1, 2, 3, 4])
+  fns, vs = (mlp_model.apply_fn, cnn_model.apply_fn), (mlp_model.variables, cnn_model.variables)
+  got = objectives.surrogate_term(fns, vs, x, y)
+  want = (
+    jnp.sum(objectives.c_loss(mlp_model(x), y)) + jnp.sum(objectives.c_loss(cnn_model(x), y))
+  ) / 2
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  got_margin = objectives.surrogate_term(fns[:1], vs[:1], x, y, "margin", 2.0)
+  want_margin = jnp.sum(objectives.c_loss(mlp_model(x), y, "margin", 2.0))
+  np.testing.assert_allclose(got_margin, want_margin, rtol=1e-5)
+
+
 def test_conv_lowering_context_and_rule():
   from ucfp.layers import conv_lowering, resolve_conv_impl
   from ucfp.variants import conv_lowering_for, resolve_batching

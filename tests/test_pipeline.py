@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,3 +61,24 @@ def test_bad_flag_is_a_clear_error(tmp_path):
   assert out.returncode != 0
   assert "config.method='xc' is not one of c, rc, ltrc" in out.stderr
   assert not os.path.exists(tmp_path / "models")  # nothing computed or written
+
+
+def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
+  from configs import ltrc
+  from ucfp import prune
+  from ucfp.zoo import build_zoo
+
+  cfg = ltrc.get_config("tiny")
+  with cfg.unlocked():
+    cfg.robust.surrogates = (0.5,)
+  zoo = build_zoo(cfg, digits, str(tmp_path))  # evaluation: pruned-0.5 too
+  (sur,) = zoo.surrogate
+  assert sur.name == "surrogate-pruned-0.5" and sur.kind == "surrogate" and sur.rate == 0.5
+  assert sur in zoo.all() and sur not in zoo.pruned
+  assert prune.sparsity(sur.model.variables) == pytest.approx(0.5, abs=0.02)
+  # the same rate as the evaluation's pruned copy, but another fine-tuning run
+  (adv,) = zoo.pruned
+  pairs = zip(
+    jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
+  )
+  assert any(not np.array_equal(a, b) for a, b in pairs)

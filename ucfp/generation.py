@@ -41,6 +41,7 @@ class GenSpec:
   weight: float
   reduce: str = "mean"
   chunk: int = 0
+  surrogate_weight: float = 0.0
 
   @classmethod
   def from_config(cls, c) -> GenSpec:
@@ -61,6 +62,7 @@ class GenSpec:
       term=c.ltrc.term if c.method == "ltrc" else "none",
       weight=float(c.ltrc.weight),
       reduce=c.ltrc.reduce,
+      surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
     )
 
 
@@ -77,8 +79,12 @@ def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
   return optax.chain(*parts)
 
 
-def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, apply_fn, ref_fns):
-  """The per-method objective (a scalar): c, rc, or ltrc (+ optional low-transferability term).
+def objective(
+  x, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, *, spec, apply_fn, ref_fns,
+  sur_fns=(),
+):  # fmt: skip
+  """The per-method objective (a scalar): c, rc, or ltrc (+ optional low-transferability term),
+  plus the surrogate term for rc and ltrc when surrogate models are given.
 
   x, x0: (N, H, W, C); y: (N,).
   """
@@ -98,6 +104,10 @@ def objective(x, x0, y, variables, ref_variables, sorted_abs, key, *, spec, appl
       loss=spec.loss,
       kappa=spec.kappa,
     )
+    if sur_fns:
+      loss = loss + spec.surrogate_weight * objectives.surrogate_term(
+        sur_fns, sur_variables, x, y, spec.loss, spec.kappa
+      )
   if spec.term == "spectral":
     loss = loss + spec.weight * objectives.spectral_term(x, x0, spec.radius)
   elif spec.term == "reference":
@@ -135,16 +145,17 @@ def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
 
 
 def generation_step(
-  state, x0, y, variables, ref_variables, sorted_abs, key, *, spec, apply_fn, ref_fns
-):
+  state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, *, spec, apply_fn,
+  ref_fns, sur_fns=(),
+):  # fmt: skip
   """One update of the examples; pure. state = (x (N, H, W, C), optimiser state).
 
   Returns (new state, loss, min base-model margin over the examples).
   """
   x, opt_state = state
-  fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+  fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
   loss, grad = chunked_value_and_grad(
-    fn, x, (x0, y), (variables, ref_variables, sorted_abs, key), spec.chunk
+    fn, x, (x0, y), (variables, ref_variables, sur_variables, sorted_abs, key), spec.chunk
   )
   updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
   x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
@@ -153,13 +164,13 @@ def generation_step(
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple):
+def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple = ()):
   """`generation_step` jitted once per (settings, model functions)."""
   lowering = conv_lowering_for(spec.batching)
 
   def step(*args):
     with conv_lowering(lowering):  # read while tracing only
-      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns)
+      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
 
   return jax.jit(step, donate_argnums=0)
 
@@ -206,6 +217,7 @@ def fingerprint(
   *,
   key: jax.Array,
   reference: Sequence[Model] = (),
+  surrogates: Sequence[Model] = (),
   labels: np.ndarray | None = None,
   image_shape: Sequence[int] | None = None,
 ) -> Fingerprints:
@@ -216,6 +228,8 @@ def fingerprint(
     config: a ucfp config; only the generation fields and `image_shape` are read.
     key: PRNG key; the same key gives identical fingerprints.
     reference: the owner's independently trained models, for `ltrc.term='reference'`.
+    surrogates: the owner's own derived (pruned, fine-tuned) copies of `model`, for
+      `config.robust.surrogates` (rc and ltrc; ignored by c).
     labels: (N,) target labels in [0, K); balanced over classes if None.
     image_shape: overrides `config.image_shape` (e.g. for an image folder).
 
@@ -237,6 +251,17 @@ def fingerprint(
     for r in reference:
       if _num_classes(r, shape, "reference model") != k:
         raise ValueError(f"reference model {r.name!r} does not have the base model's {k} classes")
+  use_sur = spec.method != "c" and (len(config.robust.surrogates) > 0 or len(surrogates) > 0)
+  if use_sur and not surrogates:
+    raise ValueError(
+      f"config.robust.surrogates={tuple(config.robust.surrogates)} needs the owner's derived "
+      "copies of the model: pass surrogates=[...] (build_zoo trains them)"
+    )
+  for s_model in surrogates if use_sur else ():
+    if _num_classes(s_model, shape, "surrogate model") != k:
+      raise ValueError(
+        f"surrogate model {s_model.name!r} does not have the base model's {k} classes"
+      )
   n = int(config.num_fingerprints)
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
@@ -248,6 +273,8 @@ def fingerprint(
     y = y.astype(np.int32)
   ref_fns = tuple(r.apply_fn for r in reference) if spec.term == "reference" else ()
   ref_vars = tuple(r.variables for r in reference) if spec.term == "reference" else ()
+  sur_fns = tuple(m.apply_fn for m in surrogates) if use_sur else ()
+  sur_vars = tuple(m.variables for m in surrogates) if use_sur else ()
   sorted_abs = (
     prune.sorted_magnitudes(model.variables)
     if spec.method != "c" and spec.variant.mask == "magnitude"
@@ -259,13 +286,15 @@ def fingerprint(
   sh = example_sharding(n) if config.shard else None
   if sh is not None:
     x0, y_dev = place((x0, y_dev), sh.examples)
-    variables, ref_vars, sorted_abs = place((variables, ref_vars, sorted_abs), sh.replicated)
+    variables, ref_vars, sur_vars, sorted_abs = place(
+      (variables, ref_vars, sur_vars, sorted_abs), sh.replicated
+    )
   state = (jnp.copy(x0), make_optimizer(spec).init(x0))
-  step = compiled_step(spec, model.apply_fn, ref_fns)
+  step = compiled_step(spec, model.apply_fn, ref_fns, sur_fns)
   start, losses, margins, steps_run = time.perf_counter(), [], [], 0
   for t in range(int(config.steps)):
     state, loss, margin = step(
-      state, x0, y_dev, variables, ref_vars, sorted_abs, jax.random.fold_in(k_steps, t)
+      state, x0, y_dev, variables, ref_vars, sur_vars, sorted_abs, jax.random.fold_in(k_steps, t)
     )
     losses.append(loss)
     margins.append(margin)
@@ -287,6 +316,7 @@ def fingerprint(
     "model": model.name,
     "model_hash": variables_hash(model.variables),
     "reference": [r.name for r in reference] if ref_fns else [],
+    "surrogates": [m.name for m in surrogates] if sur_fns else [],
     "steps_run": steps_run,
     "final_loss": float(losses[-1]),
     "min_margin": float(margins[-1]),

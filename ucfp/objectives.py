@@ -2,6 +2,7 @@
 
 - :func:`c_loss`: the C-example loss of one model (Wang et al. 2021, Eq. 1);
 - :func:`robustness_term`: its mean over V sampled variants ("Gradient Mean");
+- :func:`surrogate_term`: its mean over the owner's own derived copies (ucfp);
 - :func:`spectral_term` and :func:`reference_term`: the low-transferability terms.
 
 All are pure functions of arrays and pytrees; `jit` is applied by the caller.
@@ -79,6 +80,31 @@ def robustness_term(
   """
   fn = lambda v: jnp.sum(c_loss(apply_fn(v, x), y, loss, kappa))
   return mean_over_variants(fn, variables, key, num_variants, variant_spec, sorted_abs, batching)
+
+
+def surrogate_term(
+  apply_fns: Sequence[Callable],
+  variables: Sequence,
+  x: jax.Array,
+  y: jax.Array,
+  loss: str = "xent",
+  kappa: float = 5.0,
+) -> jax.Array:
+  """`mean_s sum_i L_C(x_i; s)` over S surrogate models: the owner's own pruned and
+  fine-tuned copies of the base model, which sampled variants (pruned without
+  fine-tuning) imitate only roughly.
+
+  Args:
+    apply_fns, variables: S >= 1 surrogate models.
+    x: (N, H, W, C); y: (N,).
+
+  Returns:
+    A scalar.
+  """
+  total = [
+    jnp.sum(c_loss(f(v, x), y, loss, kappa)) for f, v in zip(apply_fns, variables, strict=True)
+  ]
+  return sum(total) / len(total)
 
 
 def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:

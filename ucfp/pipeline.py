@@ -52,6 +52,16 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
       {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
       for m in zoo.reference
     ],
+    **(
+      {
+        "surrogate": [
+          {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
+          for m in zoo.surrogate
+        ]
+      }
+      if zoo.surrogate
+      else {}
+    ),
     "pruned": [entry(m) for m in zoo.pruned],
     **({"derived": [entry(m) for m in zoo.derived]} if zoo.derived else {}),
     "unassociated": [entry(m) for m in zoo.unassociated],
@@ -72,7 +82,7 @@ def format_table(report: dict) -> str:
       "",
     )
   )
-  for kind in ("reference", "pruned", "derived", "unassociated"):
+  for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
       p = f"{e['p_value']:.2g}" if "p_value" in e else ""
       rows.append((e["name"], kind, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
@@ -118,6 +128,7 @@ def run(config, workdir: str) -> dict:
     config,
     key=key,
     reference=[m.model for m in zoo.reference],
+    surrogates=[m.model for m in zoo.surrogate],
     image_shape=data.info.image_shape,
   )
   seconds["generate"] = time.perf_counter() - t

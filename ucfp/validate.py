@@ -84,6 +84,14 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
     raise ValueError(
       f"config.robust.prune_rate={r.prune_rate!r} must be a (low, high) pair with 0 <= low <= high < 1"
     )
+  sur = r.surrogates
+  if not isinstance(sur, tuple | list) or not all(
+    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in sur
+  ):
+    raise ValueError(
+      f"config.robust.surrogates={sur!r} must be a tuple of prune rates in (0, 1), or ()"
+    )
+  _number(r.surrogate_weight, "robust.surrogate_weight", 0)
   _number(config.ltrc.radius, "ltrc.radius", 0)
   check_radius(config.ltrc.radius, shape)
   _choice(config.ltrc.term, TERMS, "ltrc.term")

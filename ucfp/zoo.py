@@ -1,4 +1,5 @@
-"""The evaluation zoo: base model, pruned copies, unassociated models, reference models.
+"""The evaluation zoo: base model, pruned copies, unassociated models, and the owner's
+reference and surrogate models.
 
 Every model is trained once and cached (orbax) under a hash of its training
 spec and the data, then restored on later runs. See DESIGN section 2.
@@ -24,6 +25,9 @@ from ucfp.train import TrainSpec, train
 from ucfp.types import Model
 
 SUBSETS = ("full", "half_a", "half_b")
+# Surrogates are fine-tuned with seed config.seed + SURROGATE_SEED: another data order
+# than the evaluation's pruned copies (which use config.seed).
+SURROGATE_SEED = 3001
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +72,7 @@ def parse_model_list(text: str, field: str) -> list[ModelEntry]:
 @dataclasses.dataclass
 class ZooModel:
   model: Model | Callable  # a white-box Model, or a black-box callable (images -> labels)
-  kind: str  # base | pruned | derived | unassociated | reference
+  kind: str  # base | pruned | derived | unassociated | reference | surrogate
   test_accuracy: float
   rate: float | None = None
   seconds: float = 0.0  # training time of this build (0 when restored)
@@ -87,9 +91,13 @@ class Zoo:
   pruned: list[ZooModel]
   unassociated: list[ZooModel]
   derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.extended
+  surrogate: list[ZooModel] = dataclasses.field(default_factory=list)  # robust.surrogates
 
   def all(self) -> list[ZooModel]:
-    return [self.base, *self.reference, *self.pruned, *self.derived, *self.unassociated]
+    return [
+      self.base, *self.reference, *self.surrogate, *self.pruned, *self.derived,
+      *self.unassociated,
+    ]  # fmt: skip
 
 
 class ZooBuilder:
@@ -163,11 +171,15 @@ class ZooBuilder:
     entry = ModelEntry(self.config.model, self.config.seed)
     return self._get(f"base-{entry.arch}", "base", self._spec(entry))
 
-  def pruned(self, base: ZooModel, base_key: str) -> list[ZooModel]:
+  def pruned(
+    self, base: ZooModel, base_key: str, rates=None, seed: int = 0, kind: str = "pruned"
+  ) -> list[ZooModel]:
+    """Magnitude-pruned copies of the base, fine-tuned with their masks: the evaluation's
+    (`kind='pruned'`, rates `zoo.prune_rates`) or the owner's surrogates (another seed)."""
     z = self.config.zoo
     out = []
-    for rate in z.prune_rates:
-      entry = ModelEntry(self.config.model, self.config.seed, epochs=z.finetune_epochs)
+    for rate in z.prune_rates if rates is None else rates:
+      entry = ModelEntry(self.config.model, self.config.seed + seed, epochs=z.finetune_epochs)
       spec = dataclasses.replace(
         self._spec(entry),
         learning_rate=z.finetune_learning_rate,
@@ -177,9 +189,8 @@ class ZooBuilder:
         augment=False,
       )
       masks = prune.global_magnitude_masks(base.model.variables, float(rate))
-      zm, _ = self._get(
-        f"pruned-{rate:g}", "pruned", spec, init=base.model.variables, masks=masks, rate=float(rate)
-      )
+      name = f"pruned-{rate:g}" if kind == "pruned" else f"{kind}-pruned-{rate:g}"
+      zm, _ = self._get(name, kind, spec, init=base.model.variables, masks=masks, rate=float(rate))
       out.append(zm)
     return out
 
@@ -236,14 +247,19 @@ class ZooBuilder:
 
 def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -> Zoo:
   """Trains or restores the base model, the owner's reference models (when the
-  reference term needs them) and, if `evaluation`, the pruned copies and unassociated
-  models of `config`."""
+  reference term needs them) and surrogates (`robust.surrogates`, rc and ltrc) and, if
+  `evaluation`, the pruned copies and unassociated models of `config`."""
   b = ZooBuilder(config, data, workdir)
   base, base_key = b.base()
   needs_reference = config.method == "ltrc" and config.ltrc.term == "reference"
   reference = (
     b.listed(config.reference.models, "config.reference.models", "reference")
     if needs_reference
+    else []
+  )
+  surrogate = (
+    b.pruned(base, base_key, config.robust.surrogates, SURROGATE_SEED, "surrogate")
+    if config.method != "c"
     else []
   )
   pruned = b.pruned(base, base_key) if evaluation else []
@@ -256,4 +272,4 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
   if evaluation and config.zoo.extended:
     derived = b.extended(base, base_key)
     unassoc.append(b.sklearn_blackbox())
-  return Zoo(base, reference, pruned, unassoc, derived)
+  return Zoo(base, reference, pruned, unassoc, derived, surrogate)
