@@ -65,7 +65,7 @@ METHODS = {
     "LTRC-examples (paper: RC + high-pass filter)",
     {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
   ),
-  "ucfp": ("ucfp LTRC (+ reference-model term)", {}),
+  "ucfp": ("ucfp LTRC (+ reference-model term, + surrogates on larger images)", {}),
   # Ablations of ucfp's recipe (the levers), each one change:
   "ucfp_1base_ref": (
     "ablation: 1 reference model of the base architecture (others kept)",
