@@ -163,7 +163,7 @@ def test_chunked_generation_matches_and_auto_rule(tiny_config, cnn_model):
 
   assert resolve_chunk(0, 100, "cpu") == 25 and resolve_chunk(0, 64, "cpu") == 32
   assert resolve_chunk(0, 101, "cpu") == 26 and resolve_chunk(0, 20, "cpu") == 0
-  assert resolve_chunk(0, 256, "cpu") == 64
+  assert resolve_chunk(0, 256, "cpu") == 32 and resolve_chunk(0, 1000, "cpu") == 125
   assert resolve_chunk(0, 100, "tpu") == 0 and resolve_chunk(7, 100, "tpu") == 7
   c = _cfg(tiny_config, "rc", loss="margin")
   whole = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
