@@ -43,7 +43,7 @@ from ucfp.data import load_dataset  # noqa: E402
 from ucfp.fingerprints import Fingerprints  # noqa: E402
 from ucfp.generation import fingerprint  # noqa: E402
 from ucfp.pipeline import evaluate  # noqa: E402
-from ucfp.zoo import build_zoo  # noqa: E402
+from ucfp.zoo import build_surrogates, build_zoo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "work directory (model cache)")
@@ -179,7 +179,7 @@ def _surrogates(zoo, cfg, config, data):
     return [], 0.0
   if tuple(cfg.robust.surrogates) == tuple(config.robust.surrogates):
     return [m.model for m in zoo.surrogate], 0.0
-  extra = build_zoo(cfg, data, _WORKDIR.value, evaluation=False).surrogate
+  extra = build_surrogates(cfg, data, _WORKDIR.value)
   return [m.model for m in extra], sum(m.built_seconds for m in extra)
 
 
@@ -222,7 +222,6 @@ def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
 
 def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fingerprints, float]:
   """Restores the method's fingerprints from the work directory, or generates and saves them."""
-  surs = surs if cfg.method != "c" else ()
   path = _cache_path(workdir, cfg, zoo.base, refs, surs)
   if os.path.exists(path):
     fps = Fingerprints.load(path)

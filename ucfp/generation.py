@@ -211,6 +211,12 @@ def _num_classes(model: Model, shape, field: str) -> int:
   return int(out.shape[1])
 
 
+def _check_classes(models: Sequence[Model], shape, k: int, field: str) -> None:
+  for m in models:
+    if _num_classes(m, shape, field) != k:
+      raise ValueError(f"{field} {m.name!r} does not have the base model's {k} classes")
+
+
 def fingerprint(
   model: Model,
   config,
@@ -248,20 +254,15 @@ def fingerprint(
       raise ValueError(
         "config.ltrc.term='reference' needs the owner's reference models: pass reference=[...]"
       )
-    for r in reference:
-      if _num_classes(r, shape, "reference model") != k:
-        raise ValueError(f"reference model {r.name!r} does not have the base model's {k} classes")
+    _check_classes(reference, shape, k, "reference model")
   use_sur = spec.method != "c" and (len(config.robust.surrogates) > 0 or len(surrogates) > 0)
   if use_sur and not surrogates:
     raise ValueError(
       f"config.robust.surrogates={tuple(config.robust.surrogates)} needs the owner's derived "
       "copies of the model: pass surrogates=[...] (build_zoo trains them)"
     )
-  for s_model in surrogates if use_sur else ():
-    if _num_classes(s_model, shape, "surrogate model") != k:
-      raise ValueError(
-        f"surrogate model {s_model.name!r} does not have the base model's {k} classes"
-      )
+  if use_sur:
+    _check_classes(surrogates, shape, k, "surrogate model")
   n = int(config.num_fingerprints)
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:

@@ -34,8 +34,11 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     p = scoring.binomial_p_value(k, n, null)
     return {"null_rate": null, "p_value": p, "derived": bool(p < 1e-3)}
 
+  def owned(m):  # the owner's models: no verdict
+    return {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
+
   def entry(m):
-    e = {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
+    e = owned(m)
     if m.rate is not None:
       e["rate"] = m.rate
     return {**e, **verdict(m.name)}
@@ -48,20 +51,8 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
       "test_accuracy": zoo.base.test_accuracy,
       "match_rate": rates[zoo.base.name],
     },
-    "reference": [
-      {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
-      for m in zoo.reference
-    ],
-    **(
-      {
-        "surrogate": [
-          {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
-          for m in zoo.surrogate
-        ]
-      }
-      if zoo.surrogate
-      else {}
-    ),
+    "reference": [owned(m) for m in zoo.reference],
+    **({"surrogate": [owned(m) for m in zoo.surrogate]} if zoo.surrogate else {}),
     "pruned": [entry(m) for m in zoo.pruned],
     **({"derived": [entry(m) for m in zoo.derived]} if zoo.derived else {}),
     "unassociated": [entry(m) for m in zoo.unassociated],

@@ -172,14 +172,15 @@ class ZooBuilder:
     return self._get(f"base-{entry.arch}", "base", self._spec(entry))
 
   def pruned(
-    self, base: ZooModel, base_key: str, rates=None, seed: int = 0, kind: str = "pruned"
+    self, base: ZooModel, base_key: str, rates=None, seed_offset: int = 0, kind: str = "pruned"
   ) -> list[ZooModel]:
     """Magnitude-pruned copies of the base, fine-tuned with their masks: the evaluation's
     (`kind='pruned'`, rates `zoo.prune_rates`) or the owner's surrogates (another seed)."""
     z = self.config.zoo
     out = []
     for rate in z.prune_rates if rates is None else rates:
-      entry = ModelEntry(self.config.model, self.config.seed + seed, epochs=z.finetune_epochs)
+      seed = self.config.seed + seed_offset
+      entry = ModelEntry(self.config.model, seed, epochs=z.finetune_epochs)
       spec = dataclasses.replace(
         self._spec(entry),
         learning_rate=z.finetune_learning_rate,
@@ -193,6 +194,13 @@ class ZooBuilder:
       zm, _ = self._get(name, kind, spec, init=base.model.variables, masks=masks, rate=float(rate))
       out.append(zm)
     return out
+
+  def surrogates(self, base: ZooModel, base_key: str) -> list[ZooModel]:
+    """The owner's surrogates (`robust.surrogates`; none for `c`): pruned copies
+    fine-tuned with another data order than the evaluation's."""
+    if self.config.method == "c":
+      return []
+    return self.pruned(base, base_key, self.config.robust.surrogates, SURROGATE_SEED, "surrogate")
 
   def extended(self, base: ZooModel, base_key: str) -> list[ZooModel]:
     """Derived copies beyond magnitude pruning: a channel-pruned (50%) copy fine-tuned
@@ -257,11 +265,7 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     if needs_reference
     else []
   )
-  surrogate = (
-    b.pruned(base, base_key, config.robust.surrogates, SURROGATE_SEED, "surrogate")
-    if config.method != "c"
-    else []
-  )
+  surrogate = b.surrogates(base, base_key)
   pruned = b.pruned(base, base_key) if evaluation else []
   unassoc = (
     b.listed(config.zoo.unassociated, "config.zoo.unassociated", "unassociated")
@@ -273,3 +277,9 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     derived = b.extended(base, base_key)
     unassoc.append(b.sklearn_blackbox())
   return Zoo(base, reference, pruned, unassoc, derived, surrogate)
+
+
+def build_surrogates(config, data: Dataset, workdir: str) -> list[ZooModel]:
+  """Trains or restores only the base model and the surrogates of `config`."""
+  b = ZooBuilder(config, data, workdir)
+  return b.surrogates(*b.base())
