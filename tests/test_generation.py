@@ -5,6 +5,7 @@ import pytest
 from conftest import random_model
 
 from ucfp import Model, fingerprint, match_rate, objectives
+from ucfp.generation import GroupedStep
 from ucfp.spectral import frequency_radius
 
 
@@ -131,13 +132,16 @@ def test_early_stop(tiny_config, cnn_model):
   assert fp.meta["steps_run"] < 200 and fp.meta["min_margin"] >= 1.0
 
 
-def test_strategies_give_the_same_fingerprints(tiny_config, cnn_model):
+def test_strategies_give_the_same_fingerprints(tiny_config, cnn_model, monkeypatch):
+  from ucfp import variants
+
+  monkeypatch.setattr(variants, "GROUP_CPU", 1)  # grouped: V=2 in 2 compiled calls
   # margin loss: the sign of its gradient is stable under float rounding of the logits
   out = {}
-  for b in ("vmap", "loop", "unrolled"):
+  for b in ("vmap", "loop", "unrolled", "grouped"):
     c = _cfg(tiny_config, "rc", loss="margin", **{"robust.batching": b})
     out[b] = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
-  for b in ("loop", "unrolled"):
+  for b in ("loop", "unrolled", "grouped"):
     assert np.mean(np.abs(out[b] - out["vmap"]) > 1e-4) < 0.01
 
 
@@ -170,3 +174,29 @@ def test_chunked_generation_matches_and_auto_rule(tiny_config, cnn_model):
   c.robust.chunk = 3
   parts = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0)).x
   assert np.mean(np.abs(parts - whole) > 1e-4) < 0.01
+
+
+def test_grouped_step_counts_the_other_terms_once(tiny_config, cnn_model, mlp_model, monkeypatch):
+  from ucfp import prune, variants
+  from ucfp.generation import GenSpec, compiled_step, make_optimizer
+
+  monkeypatch.setattr(variants, "GROUP_CPU", 2)  # V=3: 2 groups of 2, one padding slot
+  c = _cfg(tiny_config, "ltrc", **{"robust.num_variants": 3, "ltrc.term": "reference"})
+  c.ltrc.radius = 2.0
+  c.robust.surrogate_weight = 0.5
+  outs = {}
+  for b in ("unrolled", "grouped"):
+    c.robust.batching = b
+    spec = GenSpec.from_config(c)
+    fns = ((mlp_model.apply_fn,), (cnn_model.apply_fn,))  # reference, surrogate
+    step = compiled_step(spec, cnn_model.apply_fn, *fns)
+    assert isinstance(step, GroupedStep) == (b == "grouped")
+    x0 = jax.random.uniform(jax.random.PRNGKey(1), (10, 8, 8, 1))
+    args = (x0, jnp.arange(10) % 10, cnn_model.variables, (mlp_model.variables,))
+    args += ((cnn_model.variables,), prune.sorted_magnitudes(cnn_model.variables))
+    outs[b] = step((jnp.copy(x0), make_optimizer(spec).init(x0)), *args, jax.random.PRNGKey(2))
+  (xu, _), lu, mu = outs["unrolled"]
+  (xg, _), lg, mg = outs["grouped"]
+  np.testing.assert_allclose(lg, lu, rtol=1e-5)
+  np.testing.assert_allclose(mg, mu, rtol=1e-5, atol=1e-6)
+  assert np.mean(np.abs(np.asarray(xg) - np.asarray(xu)) > 1e-4) < 0.01

@@ -158,7 +158,40 @@ def test_conv_lowering_context_and_rule():
   assert conv_lowering_for("unrolled", "cpu") == "xla"
   assert conv_lowering_for("loop", "tpu") == "xla"
   assert resolve_batching("auto", 8, "cpu") == "unrolled"
-  assert resolve_batching("auto", 32, "cpu") == "loop"
+  assert resolve_batching("auto", 9, "cpu") == "grouped"
+  assert resolve_batching("auto", 32, "cpu") == "grouped"
+  assert conv_lowering_for("grouped", "cpu") == "xla"
   assert resolve_batching("auto", 8, "tpu") == "vmap"
   with pytest.raises(ValueError, match="conv impl"):
     resolve_conv_impl("fft")
+
+
+def test_group_layout():
+  from ucfp.variants import group_layout
+
+  assert group_layout(1) == (1, 1) and group_layout(8) == (1, 8)
+  assert group_layout(32) == (4, 8) and group_layout(12) == (2, 6) and group_layout(13) == (2, 7)
+
+
+def test_grouped_shares_sum_to_the_mean(cnn_model, monkeypatch):
+  from ucfp import variants
+
+  monkeypatch.setattr(variants, "GROUP_CPU", 2)  # V=5: 3 groups of 2, one padding slot
+  x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+  y = jnp.array([1, 2, 3])
+  spec = VariantSpec(0.05, "relative", "magnitude", 0.3, 0.9)
+  sa = prune.sorted_magnitudes(cnn_model.variables)
+
+  def term(xx, b, start=None):
+    return objectives.robustness_term(
+      cnn_model.apply_fn, cnn_model.variables, xx, y, jax.random.PRNGKey(5), num_variants=5,
+      variant_spec=spec, sorted_abs=sa, batching=b, group_start=start,
+    )  # fmt: skip
+
+  whole = jax.value_and_grad(term)(x, "unrolled")
+  share = jax.jit(jax.value_and_grad(term), static_argnums=1)
+  parts = [share(x, "grouped", jnp.int32(s)) for s in (0, 2, 4)]
+  np.testing.assert_allclose(sum(p[0] for p in parts), whole[0], rtol=1e-5)
+  np.testing.assert_allclose(sum(p[1] for p in parts), whole[1], rtol=1e-4, atol=1e-6)
+  # without a group_start, grouped is the unrolled mean itself
+  np.testing.assert_allclose(term(x, "grouped"), whole[0], rtol=1e-6)

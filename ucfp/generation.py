@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -11,17 +10,22 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 
-from ucfp import objectives, prune
+from ucfp import prune
 from ucfp.fingerprints import Fingerprints
-from ucfp.layers import conv_lowering
 from ucfp.sharding import example_sharding, place
-from ucfp.spectral import high_pass_filter
+from ucfp.step import (  # noqa: F401 - re-exported: the step's public names
+  GroupedStep,
+  chunked_value_and_grad,
+  compiled_step,
+  generation_step,
+  make_optimizer,
+  objective,
+)
 from ucfp.types import Model
 from ucfp.validate import validate_generation
-from ucfp.variants import VariantSpec, conv_lowering_for, resolve_batching, resolve_chunk
+from ucfp.variants import VariantSpec, resolve_batching, resolve_chunk
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,115 +68,6 @@ class GenSpec:
       reduce=c.ltrc.reduce,
       surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
     )
-
-
-def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
-  """Descent on the example: sign-gradient (default), Adam or SGD, then the high-pass filter."""
-  base = {
-    "sign": optax.scale_by_sign(),
-    "adam": optax.scale_by_adam(),
-    "sgd": optax.identity(),
-  }[spec.optimizer]
-  parts = [base, optax.scale(-spec.step_size)]
-  if spec.radius > 0:
-    parts.append(high_pass_filter(spec.radius))
-  return optax.chain(*parts)
-
-
-def objective(
-  x, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, *, spec, apply_fn, ref_fns,
-  sur_fns=(),
-):  # fmt: skip
-  """The per-method objective (a scalar): c, rc, or ltrc (+ optional low-transferability term),
-  plus the surrogate term for rc and ltrc when surrogate models are given.
-
-  x, x0: (N, H, W, C); y: (N,).
-  """
-  if spec.method == "c":
-    loss = jnp.sum(objectives.c_loss(apply_fn(variables, x), y, spec.loss, spec.kappa))
-  else:
-    loss = objectives.robustness_term(
-      apply_fn,
-      variables,
-      x,
-      y,
-      key,
-      num_variants=spec.num_variants,
-      variant_spec=spec.variant,
-      sorted_abs=sorted_abs,
-      batching=spec.batching,
-      loss=spec.loss,
-      kappa=spec.kappa,
-    )
-    if sur_fns:
-      loss = loss + spec.surrogate_weight * objectives.surrogate_term(
-        sur_fns, sur_variables, x, y, spec.loss, spec.kappa
-      )
-  if spec.term == "spectral":
-    loss = loss + spec.weight * objectives.spectral_term(x, x0, spec.radius)
-  elif spec.term == "reference":
-    loss = loss + spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y, spec.reduce)
-  return loss
-
-
-def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
-  """`jax.value_and_grad(fn)(x, *per_example, *shared)` for an `fn` that sums over examples,
-  evaluated `chunk` examples at a time (0 or >= N: all at once).
-
-  The chunks are unrolled in the traced program: inside a `lax.map`, XLA:CPU runs the
-  convolutions ~5x slower (measured, benchmarks/speed.py). Every chunk sees the same
-  `shared` arguments (the step's key, hence the same model variants), so the result
-  equals the unchunked one up to float summation order.
-
-  Args:
-    fn: `fn(x, *per_example, *shared) -> scalar`, a sum of per-example terms.
-    x: (N, ...) examples; per_example: arrays with leading dimension N.
-    shared: arguments passed whole to every chunk.
-    chunk: examples per evaluation.
-
-  Returns:
-    (loss scalar, grad (N, ...)).
-  """
-  vg = jax.value_and_grad(fn)
-  n = x.shape[0]
-  if chunk <= 0 or chunk >= n:
-    return vg(x, *per_example, *shared)
-  parts = [
-    vg(x[i : i + chunk], *(a[i : i + chunk] for a in per_example), *shared)
-    for i in range(0, n, chunk)
-  ]
-  return sum(p[0] for p in parts), jnp.concatenate([p[1] for p in parts])
-
-
-def generation_step(
-  state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, *, spec, apply_fn,
-  ref_fns, sur_fns=(),
-):  # fmt: skip
-  """One update of the examples; pure. state = (x (N, H, W, C), optimiser state).
-
-  Returns (new state, loss, min base-model margin over the examples).
-  """
-  x, opt_state = state
-  fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
-  loss, grad = chunked_value_and_grad(
-    fn, x, (x0, y), (variables, ref_variables, sur_variables, sorted_abs, key), spec.chunk
-  )
-  updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
-  x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
-  margin = jnp.min(objectives.margins(apply_fn(variables, x), y))
-  return (x, opt_state), loss, margin
-
-
-@functools.lru_cache(maxsize=64)
-def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple = ()):
-  """`generation_step` jitted once per (settings, model functions)."""
-  lowering = conv_lowering_for(spec.batching)
-
-  def step(*args):
-    with conv_lowering(lowering):  # read while tracing only
-      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
-
-  return jax.jit(step, donate_argnums=0)
 
 
 def balanced_labels(n: int, num_classes: int, key: jax.Array) -> np.ndarray:

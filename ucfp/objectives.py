@@ -62,6 +62,7 @@ def robustness_term(
   batching: str = "auto",
   loss: str = "xent",
   kappa: float = 5.0,
+  group_start: jax.Array | None = None,
 ) -> jax.Array:
   """`E_v sum_i L_C(x_i; v)` estimated by the mean over V sampled variants.
 
@@ -73,13 +74,17 @@ def robustness_term(
     num_variants: V.
     variant_spec: noise bound and pruning settings.
     sorted_abs: sorted base kernel magnitudes (see `ucfp.prune.sorted_magnitudes`).
-    batching: vmap | loop | unrolled | auto.
+    batching: vmap | loop | unrolled | grouped | auto.
+    group_start: for `grouped`, the first variant of the group to evaluate (this
+      group's share of the mean; see `ucfp.variants.mean_over_variants`).
 
   Returns:
     A scalar. With V = 1 and no noise or mask it equals `sum(c_loss(...))`.
   """
   fn = lambda v: jnp.sum(c_loss(apply_fn(v, x), y, loss, kappa))
-  return mean_over_variants(fn, variables, key, num_variants, variant_spec, sorted_abs, batching)
+  return mean_over_variants(
+    fn, variables, key, num_variants, variant_spec, sorted_abs, batching, group_start
+  )
 
 
 def surrogate_term(

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from ucfp import prune
 
-BATCHINGS = ("auto", "vmap", "loop", "unrolled")
+BATCHINGS = ("auto", "vmap", "loop", "unrolled", "grouped")
 MASKS = ("magnitude", "bernoulli", "none")
 NOISE_KINDS = ("relative", "absolute")
 
@@ -80,14 +80,27 @@ def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax
 
 def resolve_batching(batching: str, num_variants: int, backend: str | None = None) -> str:
   """`auto`: vmap on accelerators (grouped convolutions are native there); on CPU a
-  Python-unrolled sum inside one jit for V <= 8, else a `lax.scan` loop (bounded
-  compile time). See DESIGN section 5 and benchmarks/speed.py."""
+  Python-unrolled sum inside one jit for V <= GROUP_CPU, else `grouped`: the same
+  unrolled program over groups of at most GROUP_CPU variants, one compiled call per
+  group (compile time and memory of V=8, no slow in-loop convolutions). See DESIGN
+  section 5 and benchmarks/speed.py."""
   if batching != "auto":
     return batching
   backend = backend or jax.default_backend()
   if backend != "cpu":
     return "vmap"
-  return "unrolled" if num_variants <= 8 else "loop"
+  return "unrolled" if num_variants <= GROUP_CPU else "grouped"
+
+
+GROUP_CPU = 8
+
+
+def group_layout(num_variants: int) -> tuple[int, int]:
+  """(number of groups, variants per group) for `grouped` batching: as few groups of
+  at most GROUP_CPU variants as possible, of equal size (the last one may hold up to
+  size - 1 zero-weight slots): 32 -> 4 x 8, 12 -> 2 x 6, 13 -> 2 x 7."""
+  num_groups = -(-num_variants // GROUP_CPU)
+  return num_groups, -(-num_variants // num_groups)
 
 
 CHUNK_CPU = 32
@@ -133,18 +146,31 @@ def mean_over_variants(
   spec: VariantSpec,
   sorted_abs: jax.Array | None,
   batching: str,
+  group_start: jax.Array | None = None,
 ) -> jax.Array:
   """`mean_v fn(variant_v)` over V sampled variants, batched as `batching` says.
 
-  `fn(variables) -> scalar`. Every strategy draws the same variants for a key.
+  `fn(variables) -> scalar`. Every strategy draws the same variants for a key
+  (variant v from `jax.random.split(key, V)[v]`).
+
+  For `grouped`, `group_start` (an int32 scalar, traced) selects the group of
+  :func:`group_layout` that starts at variant `group_start`: the result is that
+  group's share, `sum_{v in group} fn(variant_v) / V`, so the shares of all groups
+  sum to the mean. Without `group_start` all groups are evaluated here.
   """
   keys = jax.random.split(key, num_variants)
   one = lambda k: fn(sample_variant(variables, k, spec, sorted_abs))
   batching = resolve_batching(batching, num_variants)
   if batching == "vmap":
     return jnp.mean(jax.vmap(one)(keys))
-  if batching == "unrolled":
+  if batching == "unrolled" or (batching == "grouped" and group_start is None):
     return sum(one(keys[i]) for i in range(num_variants)) / num_variants
+  if batching == "grouped":
+    num_groups, size = group_layout(num_variants)
+    padded = jnp.concatenate([keys, keys[: num_groups * size - num_variants]])
+    group = jax.lax.dynamic_slice_in_dim(padded, group_start, size)
+    live = (group_start + jnp.arange(size)) < num_variants  # padding slots weigh 0
+    return sum(jnp.where(live[i], one(group[i]), 0.0) for i in range(size)) / num_variants
   if batching == "loop":
     total, _ = jax.lax.scan(lambda acc, k: (acc + one(k), None), jnp.zeros(()), keys)
     return total / num_variants

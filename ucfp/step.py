@@ -1,0 +1,191 @@
+"""The generation step: the objective, its gradient (in chunks of examples, in groups
+of variants) and the optimiser update. Pure functions; `compiled_step` jits them."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ucfp import objectives
+from ucfp.layers import conv_lowering
+from ucfp.spectral import high_pass_filter
+from ucfp.variants import conv_lowering_for, group_layout
+
+if TYPE_CHECKING:
+  from ucfp.generation import GenSpec
+
+
+def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
+  """Descent on the example: sign-gradient (default), Adam or SGD, then the high-pass filter."""
+  base = {
+    "sign": optax.scale_by_sign(),
+    "adam": optax.scale_by_adam(),
+    "sgd": optax.identity(),
+  }[spec.optimizer]
+  parts = [base, optax.scale(-spec.step_size)]
+  if spec.radius > 0:
+    parts.append(high_pass_filter(spec.radius))
+  return optax.chain(*parts)
+
+
+def objective(
+  x, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, group_start=None, *, spec,
+  apply_fn, ref_fns, sur_fns=(),
+):  # fmt: skip
+  """The per-method objective (a scalar): c, rc, or ltrc (+ optional low-transferability term),
+  plus the surrogate term for rc and ltrc when surrogate models are given.
+
+  x, x0: (N, H, W, C); y: (N,). `group_start` (int32 scalar, `grouped` batching only):
+  the robustness term is that group of variants' share of the mean, and the other
+  terms count only in the group that starts at 0, so the groups' objectives sum to
+  the whole objective.
+  """
+  if spec.method == "c":
+    loss = jnp.sum(objectives.c_loss(apply_fn(variables, x), y, spec.loss, spec.kappa))
+  else:
+    loss = objectives.robustness_term(
+      apply_fn,
+      variables,
+      x,
+      y,
+      key,
+      num_variants=spec.num_variants,
+      variant_spec=spec.variant,
+      sorted_abs=sorted_abs,
+      batching=spec.batching,
+      loss=spec.loss,
+      kappa=spec.kappa,
+      group_start=group_start,
+    )
+  use_sur = spec.method != "c" and bool(sur_fns)
+  if not use_sur and spec.term not in ("spectral", "reference"):
+    return loss
+
+  def others(x):
+    total = jnp.zeros((), x.dtype)
+    if use_sur:
+      total += spec.surrogate_weight * objectives.surrogate_term(
+        sur_fns, sur_variables, x, y, spec.loss, spec.kappa
+      )
+    if spec.term == "spectral":
+      total += spec.weight * objectives.spectral_term(x, x0, spec.radius)
+    elif spec.term == "reference":
+      total += spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y, spec.reduce)
+    return total
+
+  if group_start is None:
+    return loss + others(x)
+  return loss + jax.lax.cond(group_start == 0, others, lambda x: jnp.zeros((), x.dtype), x)
+
+
+def chunked_value_and_grad(fn, x, per_example, shared, chunk: int):
+  """`jax.value_and_grad(fn)(x, *per_example, *shared)` for an `fn` that sums over examples,
+  evaluated `chunk` examples at a time (0 or >= N: all at once).
+
+  The chunks are unrolled in the traced program: inside a `lax.map`, XLA:CPU runs the
+  convolutions ~5x slower (measured, benchmarks/speed.py). Every chunk sees the same
+  `shared` arguments (the step's key, hence the same model variants), so the result
+  equals the unchunked one up to float summation order.
+
+  Args:
+    fn: `fn(x, *per_example, *shared) -> scalar`, a sum of per-example terms.
+    x: (N, ...) examples; per_example: arrays with leading dimension N.
+    shared: arguments passed whole to every chunk.
+    chunk: examples per evaluation.
+
+  Returns:
+    (loss scalar, grad (N, ...)).
+  """
+  vg = jax.value_and_grad(fn)
+  n = x.shape[0]
+  if chunk <= 0 or chunk >= n:
+    return vg(x, *per_example, *shared)
+  parts = [
+    vg(x[i : i + chunk], *(a[i : i + chunk] for a in per_example), *shared)
+    for i in range(0, n, chunk)
+  ]
+  return sum(p[0] for p in parts), jnp.concatenate([p[1] for p in parts])
+
+
+def _value_and_grad(
+  x, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, group_start, *, spec,
+  apply_fn, ref_fns, sur_fns,
+):  # fmt: skip
+  fn = functools.partial(objective, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
+  shared = (variables, ref_variables, sur_variables, sorted_abs, key, group_start)
+  return chunked_value_and_grad(fn, x, (x0, y), shared, spec.chunk)
+
+
+def _update(state, loss, grad, y, variables, *, spec, apply_fn):
+  x, opt_state = state
+  updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
+  x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
+  margin = jnp.min(objectives.margins(apply_fn(variables, x), y))
+  return (x, opt_state), loss, margin
+
+
+def generation_step(
+  state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key, *, spec, apply_fn,
+  ref_fns, sur_fns=(),
+):  # fmt: skip
+  """One update of the examples; pure. state = (x (N, H, W, C), optimiser state).
+
+  Returns (new state, loss, min base-model margin over the examples).
+  """
+  loss, grad = _value_and_grad(
+    state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key, None,
+    spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns,
+  )  # fmt: skip
+  return _update(state, loss, grad, y, variables, spec=spec, apply_fn=apply_fn)
+
+
+class GroupedStep:
+  """`generation_step` for `grouped` batching: one compiled call per group of variants
+  (`ucfp.variants.group_layout`), then one compiled update that sums the groups'
+  losses and gradients. Same arguments and results as the jitted `generation_step`;
+  equal to it up to float summation order.
+  """
+
+  def __init__(self, spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple):
+    self.num_groups, self.group_size = group_layout(spec.num_variants)
+    lowering = conv_lowering_for(spec.batching)
+    kw = dict(spec=spec, apply_fn=apply_fn)
+
+    def group(*args):
+      with conv_lowering(lowering):  # read while tracing only
+        return _value_and_grad(*args, **kw, ref_fns=ref_fns, sur_fns=sur_fns)
+
+    def update(state, parts, y, variables):
+      loss, grad = jax.tree.map(lambda *p: sum(p), *parts)
+      with conv_lowering(lowering):
+        return _update(state, loss, grad, y, variables, **kw)
+
+    self.group_fn = jax.jit(group)
+    self.update_fn = jax.jit(update, donate_argnums=0)
+
+  def group_starts(self) -> list[jax.Array]:
+    return [jnp.int32(g * self.group_size) for g in range(self.num_groups)]
+
+  def __call__(self, state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key):
+    args = (state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key)
+    parts = tuple(self.group_fn(*args, s) for s in self.group_starts())
+    return self.update_fn(state, parts, y, variables)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple = ()):
+  """`generation_step` jitted once per (settings, model functions); a `GroupedStep` for
+  `grouped` batching."""
+  if spec.batching == "grouped" and spec.method != "c":
+    return GroupedStep(spec, apply_fn, ref_fns, sur_fns)
+  lowering = conv_lowering_for(spec.batching)
+
+  def step(*args):
+    with conv_lowering(lowering):  # read while tracing only
+      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
+
+  return jax.jit(step, donate_argnums=0)
