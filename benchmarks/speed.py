@@ -5,7 +5,8 @@
 
 For the digits model (cnn_small, 8x8x1) and the CIFAR-10 model (vgg, 32x32x3),
 V in {1, 8, 32} and B in {64, 256}, and each strategy of `robust.batching`
-(`auto` resolves to one of them, so its row repeats that measurement): median
+(`auto` resolves to one of them, so its row repeats that measurement; `grouped` only
+where V > GROUP_CPU, as below that it is `unrolled`): median
 step time, compile time (lower + compile), useful GFLOP/s (forward FLOPs from XLA's cost analysis
 x (2V + 1): V forward + input-gradient passes and one base forward) and XLA's
 cost analysis of the whole step, peak RSS. Also the ceilings measured in the same

@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.robust.noise_kind = "relative"  # relative: eps*|theta|*u | absolute: eps*u
   c.robust.mask = "magnitude"  # magnitude | bernoulli | none
   c.robust.prune_rate = (0.3, 0.9)  # rate drawn uniformly from [low, high]
-  c.robust.batching = "auto"  # auto | vmap | loop | unrolled
+  c.robust.batching = "auto"  # auto | vmap | loop | unrolled | grouped
   c.robust.chunk = 0  # examples per gradient evaluation; 0: auto (CHUNK_CPU on CPU, else all)
   # The owner's own derived copies (rc, ltrc): the base pruned at each of these rates and
   # fine-tuned like an adversary would, with another data order (seed + SURROGATE_SEED).
