@@ -6,7 +6,8 @@
 For the digits model (cnn_small, 8x8x1) and the CIFAR-10 model (vgg, 32x32x3),
 V in {1, 8, 32} and B in {64, 256}, and each strategy of `robust.batching`
 (`auto` resolves to one of them, so its row repeats that measurement; `grouped` only
-where V > GROUP_CPU, as below that it is `unrolled`): median
+where V > GROUP_CPU, as below that it is `unrolled`; at V=8 also `vmap+im2col`, vmap
+with im2col convolutions, a stronger vmap baseline on XLA:CPU): median
 step time, compile time (lower + compile), useful GFLOP/s (forward FLOPs from XLA's cost analysis
 x (2V + 1): V forward + input-gradient passes and one base forward) and XLA's
 cost analysis of the whole step, peak RSS. Also the ceilings measured in the same
@@ -32,6 +33,9 @@ sys.path.insert(0, ROOT)
 MODELS = {"digits": ("cnn_small", (8, 8, 1)), "cifar10": ("vgg", (32, 32, 3))}
 # XLA's cost analysis counts a `lax.scan` body once, so its GFLOP/s for `loop` is low by ~V.
 STRATEGIES = ("vmap", "loop", "unrolled", "grouped")  # grouped only where V > GROUP_CPU
+# Not a ucfp strategy: `vmap` with im2col convolutions, whose batching rule is a batched
+# matmul instead of a grouped convolution: the strongest vmap form found on XLA:CPU.
+VMAP_IM2COL = "vmap+im2col"
 
 
 def _timed(fn, max_total=30.0, min_reps=3, max_reps=41, min_total=2.0):
@@ -65,6 +69,12 @@ def _peak_rss_gib() -> float:
 def run_jax(model_key, v, b, strategy, whole=False) -> dict:
   import jax
   import jax.numpy as jnp
+
+  if strategy == VMAP_IM2COL:  # this process only: vmap with im2col convolutions
+    import ucfp.step
+
+    ucfp.step.conv_lowering_for = lambda batching, backend=None: "im2col"
+    strategy = "vmap"
 
   from configs import rc
   from ucfp import prune
@@ -335,6 +345,7 @@ def main(quick: bool):
         runs = [(s, False) for s in STRATEGIES if s != "grouped" or v > GROUP_CPU]
         if v == 8:  # the effect of example chunking, where the must-show is measured
           runs += [("vmap", True), (resolve_batching("auto", v, "cpu"), True)]
+          runs += [(VMAP_IM2COL, False)]
         for strategy, whole in runs:
           r = {"model": model_key, "v": v, "b": b, "strategy": strategy, "whole": whole}
           r.update(_subprocess({"kind": "jax", **r}))
@@ -414,10 +425,14 @@ def markdown(res) -> str:
       vmaps = [r for r in (get(model, b, 8, "vmap"), get(model, b, 8, "vmap", True)) if r]
       if auto8 and auto1 and vmaps:
         vmap8 = min(vmaps, key=lambda r: r["step_s"])  # the faster vmap, chunked or not
+        im2col = get(model, b, 8, VMAP_IM2COL)
+        vs_im2col = f"; {im2col['step_s'] / auto8['step_s']:.1f}x faster than vmap+im2col" * bool(
+          im2col
+        )
         checks.append(
           f"- {model}, B={b}: auto V=8 step = {auto8['step_s'] / (8 * auto1['step_s']):.2f} x "
           f"(8 x its V=1 step); {vmap8['step_s'] / auto8['step_s']:.1f}x faster than vmap "
-          f"(its faster form, chunk {vmap8['chunk']})"
+          f"(its faster form, chunk {vmap8['chunk']}){vs_im2col}"
         )
   for model in MODELS:
     for b in sorted({r["b"] for r in res["jax"]}):
