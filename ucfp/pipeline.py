@@ -46,11 +46,7 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
   r = float(np.mean([rates[m.name] for m in zoo.pruned]))
   t = float(np.mean([rates[name] for name in innocents]))
   return {
-    "base": {
-      "name": zoo.base.name,
-      "test_accuracy": zoo.base.test_accuracy,
-      "match_rate": rates[zoo.base.name],
-    },
+    "base": owned(zoo.base),
     "reference": [owned(m) for m in zoo.reference],
     **({"surrogate": [owned(m) for m in zoo.surrogate]} if zoo.surrogate else {}),
     "pruned": [entry(m) for m in zoo.pruned],

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ucfp import objectives
@@ -143,6 +144,17 @@ def generation_step(
   return _update(state, loss, grad, y, variables, spec=spec, apply_fn=apply_fn)
 
 
+def _lowered(fn, batching: str):
+  """`fn` traced with the convolution lowering that suits `batching` (`conv_lowering_for`)."""
+  lowering = conv_lowering_for(batching)
+
+  def wrapped(*args):
+    with conv_lowering(lowering):  # read while tracing only
+      return fn(*args)
+
+  return wrapped
+
+
 class GroupedStep:
   """`generation_step` for `grouped` batching: one compiled call per group of variants
   (`ucfp.variants.group_layout`), then one compiled update that sums the groups'
@@ -152,27 +164,22 @@ class GroupedStep:
 
   def __init__(self, spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple):
     self.num_groups, self.group_size = group_layout(spec.num_variants)
-    lowering = conv_lowering_for(spec.batching)
+    self._starts = [np.int32(g * self.group_size) for g in range(self.num_groups)]
     kw = dict(spec=spec, apply_fn=apply_fn)
 
     def group(*args):
-      with conv_lowering(lowering):  # read while tracing only
-        return _value_and_grad(*args, **kw, ref_fns=ref_fns, sur_fns=sur_fns)
+      return _value_and_grad(*args, **kw, ref_fns=ref_fns, sur_fns=sur_fns)
 
     def update(state, parts, y, variables):
       loss, grad = jax.tree.map(lambda *p: sum(p), *parts)
-      with conv_lowering(lowering):
-        return _update(state, loss, grad, y, variables, **kw)
+      return _update(state, loss, grad, y, variables, **kw)
 
-    self.group_fn = jax.jit(group)
-    self.update_fn = jax.jit(update, donate_argnums=0)
-
-  def group_starts(self) -> list[jax.Array]:
-    return [jnp.int32(g * self.group_size) for g in range(self.num_groups)]
+    self.group_fn = jax.jit(_lowered(group, spec.batching))
+    self.update_fn = jax.jit(_lowered(update, spec.batching), donate_argnums=0)
 
   def __call__(self, state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key):
     args = (state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key)
-    parts = tuple(self.group_fn(*args, s) for s in self.group_starts())
+    parts = tuple(self.group_fn(*args, s) for s in self._starts)
     return self.update_fn(state, parts, y, variables)
 
 
@@ -182,10 +189,7 @@ def compiled_step(spec: GenSpec, apply_fn, ref_fns: tuple, sur_fns: tuple = ()):
   `grouped` batching."""
   if spec.batching == "grouped" and spec.method != "c":
     return GroupedStep(spec, apply_fn, ref_fns, sur_fns)
-  lowering = conv_lowering_for(spec.batching)
-
-  def step(*args):
-    with conv_lowering(lowering):  # read while tracing only
-      return generation_step(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
-
-  return jax.jit(step, donate_argnums=0)
+  step = functools.partial(
+    generation_step, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns
+  )
+  return jax.jit(_lowered(step, spec.batching), donate_argnums=0)
