@@ -9,7 +9,8 @@ V in {1, 8, 32} and B in {64, 256}, and each strategy of `robust.batching`
 where V > GROUP_CPU, as below that it is `unrolled`; at V=8 also `vmap+im2col`, vmap
 with im2col convolutions, a stronger vmap baseline on XLA:CPU): median
 step time, compile time (lower + compile), useful GFLOP/s (forward FLOPs from XLA's cost analysis
-x (2V + 1): V forward + input-gradient passes and one base forward) and XLA's
+x 2V: V forward and V input-gradient passes; the base-model margin is read every 10
+steps outside the step) and XLA's
 cost analysis of the whole step, peak RSS. Also the ceilings measured in the same
 run (f32 matmul, 64-channel 3x3 convolution) and a PyTorch CPU reference loop over
 V masked copies of the same architecture (input gradient only), skipped with a
@@ -105,21 +106,21 @@ def run_jax(model_key, v, b, strategy, whole=False) -> dict:
     st, *rest = args()
     group = step.group_fn.lower(st[0], *rest, jnp.int32(0)).compile()
     part = (jax.ShapeDtypeStruct((), jnp.float32), jax.ShapeDtypeStruct(x0.shape, x0.dtype))
-    update = step.update_fn.lower(st, (part,) * step.num_groups, y, variables).compile()
+    update = step.update_fn.lower(st, (part,) * step.num_groups).compile()
     step_flops = step.num_groups * cost(group) + cost(update)
   else:
     step_flops = cost(step.lower(*args()).compile())
   compile_s = time.perf_counter() - t
 
   def call():
-    new_state, loss, _ = step(*args())
+    new_state, loss = step(*args())
     jax.block_until_ready(loss)
     state[0] = new_state
 
   _, step_s = _timed(call)
   fwd = jax.jit(apply_fn).lower(variables, x0).compile().cost_analysis()
   fwd = fwd[0] if isinstance(fwd, list | tuple) else fwd
-  useful = fwd["flops"] * (2 * v + 1)
+  useful = fwd["flops"] * 2 * v
   return {
     "compile_s": compile_s,
     "step_s": step_s,

@@ -1,11 +1,12 @@
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ucfp import prune
-from ucfp.layers import im2col_conv
-from ucfp.models import MODELS, get_module, init_variables
+from ucfp.layers import Conv, im2col_conv
+from ucfp.models import MODELS, get_module, init_variables, max_pool2
 from ucfp.train import TrainSpec, train
 
 
@@ -19,6 +20,34 @@ def test_im2col_matches_lax_conv(strides, k, hw):
     x, w, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
   np.testing.assert_allclose(im2col_conv(x, w, strides), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (6, 10), (5, 8)])
+def test_max_pool2_matches_nn_max_pool_values_and_gradient_with_ties(hw):
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, *hw, 4))
+  x = x.at[0, :2, :2, 0].set(1.5)  # a window of four equal maxima
+  x = x.at[1, :2, 2:4, 1].set(jnp.array([[-1.0, 2.0], [2.0, 2.0]]))  # three
+  x = x.at[2].set(jnp.round(x[2]))  # many ties, mostly at 0 and +-1
+  pool = lambda x: flax.linen.max_pool(x, (2, 2), (2, 2))
+  y, vjp = jax.vjp(max_pool2, x)
+  y_ref, vjp_ref = jax.vjp(pool, x)
+  np.testing.assert_array_equal(y, y_ref)
+  g = jax.random.normal(jax.random.PRNGKey(1), y.shape)
+  np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])  # first maximum takes it all
+
+
+def test_conv_pool_before_bias_equals_pool_after_bias():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+  plain, pooled = Conv(5), Conv(5, pool=max_pool2)
+  v = plain.init(jax.random.PRNGKey(1), x)
+  v = {"params": {**v["params"], "bias": jnp.linspace(-1.0, 1.0, 5)}}
+  assert jax.tree.structure(pooled.init(jax.random.PRNGKey(1), x)) == jax.tree.structure(v)
+  ref = lambda x: jax.nn.relu(max_pool2(plain.apply(v, x)))
+  got = lambda x: jax.nn.relu(pooled.apply(v, x))
+  np.testing.assert_array_equal(got(x), ref(x))
+  g = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 4, 5))
+  dx = jax.vjp(got, x)[1](g)[0]
+  np.testing.assert_allclose(dx, jax.vjp(ref, x)[1](g)[0], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from ucfp.step import (  # noqa: F401 - re-exported: the step's public names
   compiled_step,
   generation_step,
   make_optimizer,
+  min_margin_fn,
   objective,
 )
 from ucfp.types import Model
@@ -187,20 +189,20 @@ def fingerprint(
     )
   state = (jnp.copy(x0), make_optimizer(spec).init(x0))
   step = compiled_step(spec, model.apply_fn, ref_fns, sur_fns)
-  start, losses, margins, steps_run = time.perf_counter(), [], [], 0
+  min_margin = functools.partial(min_margin_fn(model.apply_fn), variables, y=y_dev)
+  start, losses, steps_run = time.perf_counter(), [], 0
   for t in range(int(config.steps)):
-    state, loss, margin = step(
+    state, loss = step(
       state, x0, y_dev, variables, ref_vars, sur_vars, sorted_abs, jax.random.fold_in(k_steps, t)
     )
     losses.append(loss)
-    margins.append(margin)
     steps_run = t + 1
     if t % 10 == 9 or t == config.steps - 1:
       recent = np.asarray(jnp.stack(losses[-10:]))
       if not np.all(np.isfinite(recent)):
         bad = t - len(recent) + 1 + int(np.argmin(np.isfinite(recent)))
         raise FloatingPointError(f"fingerprint: loss is NaN/inf at step {bad}")
-      if config.early_stop and float(margins[-1]) >= config.early_stop_margin:
+      if config.early_stop and float(min_margin(state[0])) >= config.early_stop_margin:
         break
       if t % 100 == 99:
         logging.info("fingerprint step %d/%d loss %.4f", t + 1, config.steps, float(recent[-1]))
@@ -215,7 +217,7 @@ def fingerprint(
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
     "steps_run": steps_run,
     "final_loss": float(losses[-1]),
-    "min_margin": float(margins[-1]),
+    "min_margin": float(min_margin(state[0])),
     "seconds": seconds,
     "batching": spec.batching,
     "devices": 1 if sh is None else sh.num_devices,

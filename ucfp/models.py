@@ -21,16 +21,49 @@ def _normalise(x: jax.Array) -> jax.Array:
   return (x - 0.5) / 0.25
 
 
+@jax.custom_vjp
 def max_pool2(x: jax.Array) -> jax.Array:
-  """2x2 max pooling, stride 2, as a reshape + max (x: (B, H, W, C), H and W even).
+  """2x2 max pooling, stride 2 (x: (B, H, W, C), H and W even; else `nn.max_pool`).
 
-  Same values as `nn.max_pool(x, (2, 2), (2, 2))`; its gradient avoids XLA:CPU's
-  slow select-and-scatter.
+  Same values and same gradient as `nn.max_pool(x, (2, 2), (2, 2))` (each window's
+  gradient goes to its first maximal element in row-major order, as XLA's
+  select-and-scatter and PyTorch do), computed as a reshape + max forward and
+  elementwise selects backward: XLA:CPU's select-and-scatter is slow, and the
+  gradient of a plain reshape + max spends a reduction counting ties.
   """
+  return _max_pool2_forward(x)
+
+
+def _max_pool2_forward(x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   if h % 2 or w % 2:
     return nn.max_pool(x, (2, 2), (2, 2))
   return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
+def _max_pool2_fwd(x):
+  y = _max_pool2_forward(x)
+  return y, (x, y)
+
+
+def _max_pool2_bwd(res, g):
+  x, y = res
+  b, h, w, c = x.shape
+  if h % 2 or w % 2:
+    return jax.vjp(lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)[1](g)
+  xr = x.reshape(b, h // 2, 2, w // 2, 2, c)
+  free = jnp.ones(y.shape, bool)  # windows whose gradient is not yet placed
+  parts = []
+  for i in range(2):
+    for j in range(2):
+      hit = free & (xr[:, :, i, :, j, :] == y)
+      parts.append(jnp.where(hit, g, jnp.zeros_like(g)))
+      free = free & ~hit
+  rows = [jnp.stack(parts[2 * i : 2 * i + 2], axis=3) for i in range(2)]  # (B, H/2, W/2, 2, C)
+  return (jnp.stack(rows, axis=2).reshape(x.shape),)
+
+
+max_pool2.defvjp(_max_pool2_fwd, _max_pool2_bwd)
 
 
 class MLP(nn.Module):
@@ -56,8 +89,8 @@ class SmallCNN(nn.Module):
   def __call__(self, x, train: bool = False):
     x = _normalise(x)
     x = nn.relu(Conv(self.width, (3, 3), impl=self.conv)(x))
-    x = nn.relu(Conv(2 * self.width, (3, 3), impl=self.conv)(x))
-    x = max_pool2(x)
+    # relu(max_pool(conv + b)) == relu(max_pool(conv) + b): bias and ReLU on the pooled map
+    x = nn.relu(Conv(2 * self.width, (3, 3), impl=self.conv, pool=max_pool2)(x))
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(128)(x))
     return nn.Dense(self.num_classes)(x)
