@@ -66,3 +66,25 @@ def test_speed_benchmark_one_configuration(tmp_path):
   out = _run(["benchmarks/speed.py", "--one", args], tmp_path)
   res = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
   assert res["step_s"] > 0 and res["peak_rss_gib"] > 0 and res["resolved"] == "loop"
+
+
+def test_speed_rounds_report_the_median_and_the_ratio():
+  sys.path.insert(0, ROOT)
+  from benchmarks import speed
+
+  rounds = [{"step_s": 3.0}, {"error": "killed"}, {"step_s": 1.0}, {"step_s": 2.0}]
+  assert speed._median_round(rounds) == {"step_s": 2.0, "step_s_rounds": [1.0, 2.0, 3.0]}
+  assert speed._median_round([{"error": "x"}]) == {"error": "x"}
+  row = dict(compile_s=1.0, useful_gflops=1.0, xla_gflops=1.0, peak_rss_gib=0.1, chunk=8)
+  jax_rows = [
+    {**row, "model": "digits", "b": 8, "v": 1, "strategy": "unrolled", "step_s": 0.01},
+    {**row, "model": "digits", "b": 8, "v": 8, "strategy": "unrolled", "step_s": 0.05},
+    {**row, "model": "digits", "b": 8, "v": 8, "strategy": "vmap", "step_s": 0.3},
+  ]
+  jax_rows[1]["step_s_rounds"] = [0.04, 0.05, 0.07]
+  jax_rows[2]["step_s_rounds"] = [0.2, 0.3, 0.4]
+  res = {"ceilings": {}, "jax": jax_rows, "torch": [], "auto_rule": {"1": "unrolled"}}
+  res["auto_rule"]["8"] = "unrolled"
+  md = speed.markdown(res)
+  assert "auto V=8 step = 0.62 x (8 x its V=1 step); 6.0x faster than vmap" in md
+  assert "medians of 3 processes; auto rounds 0.04-0.07 s; vmap rounds 0.2-0.4 s" in md
