@@ -359,17 +359,13 @@ def main(quick: bool):
         if v == 8:  # the effect of example chunking, where the must-show is measured
           runs += [("vmap", True), (resolve_batching("auto", v, "cpu"), True)]
           runs += [(VMAP_IM2COL, False)]
-        rounds = ROUNDS_V8 if v == 8 else 1
-        for strategy, whole in runs:
-          results["jax"].append({"model": model_key, "v": v, "b": b, "strategy": strategy})
-          results["jax"][-1]["whole"] = whole
-        for _ in range(rounds):  # rounds interleaved, so a slow spell of the VM hits all
-          for r in results["jax"][-len(runs) :]:
-            args = {k: r[k] for k in ("model", "v", "b", "strategy", "whole")}
-            r.setdefault("rounds", []).append(_subprocess({"kind": "jax", **args}))
-            print(args, r["rounds"][-1], flush=True)
-        for r in results["jax"][-len(runs) :]:
-          r.update(_median_round(r.pop("rounds")))
+        configs = [dict(model=model_key, v=v, b=b, strategy=s, whole=w) for s, w in runs]
+        rounds = [[] for _ in configs]
+        for _ in range(ROUNDS_V8 if v == 8 else 1):  # interleaved: a slow spell hits all
+          for i, args in enumerate(configs):
+            rounds[i].append(_subprocess({"kind": "jax", **args}))
+            print(args, rounds[i][-1], flush=True)
+        results["jax"] += [{**args, **_median_round(rounds[i])} for i, args in enumerate(configs)]
         if have_torch:
           t = {"model": model_key, "v": v, "b": b}
           t.update(_subprocess({"kind": "torch", **t}))

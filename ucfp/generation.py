@@ -202,8 +202,10 @@ def fingerprint(
       if not np.all(np.isfinite(recent)):
         bad = t - len(recent) + 1 + int(np.argmin(np.isfinite(recent)))
         raise FloatingPointError(f"fingerprint: loss is NaN/inf at step {bad}")
-      if config.early_stop and float(min_margin(state[0])) >= config.early_stop_margin:
-        break
+      if config.early_stop or t == config.steps - 1:  # read by early stop and the report
+        margin = float(min_margin(state[0]))
+        if config.early_stop and margin >= config.early_stop_margin:
+          break
       if t % 100 == 99:
         logging.info("fingerprint step %d/%d loss %.4f", t + 1, config.steps, float(recent[-1]))
   x = np.asarray(state[0])
@@ -217,7 +219,7 @@ def fingerprint(
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
     "steps_run": steps_run,
     "final_loss": float(losses[-1]),
-    "min_margin": float(min_margin(state[0])),
+    "min_margin": margin,
     "seconds": seconds,
     "batching": spec.batching,
     "devices": 1 if sh is None else sh.num_devices,

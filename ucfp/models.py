@@ -21,9 +21,8 @@ def _normalise(x: jax.Array) -> jax.Array:
   return (x - 0.5) / 0.25
 
 
-@jax.custom_vjp
 def max_pool2(x: jax.Array) -> jax.Array:
-  """2x2 max pooling, stride 2 (x: (B, H, W, C), H and W even; else `nn.max_pool`).
+  """2x2 max pooling, stride 2 (x: (B, H, W, C); odd H or W: `nn.max_pool`).
 
   Same values and same gradient as `nn.max_pool(x, (2, 2), (2, 2))` (each window's
   gradient goes to its first maximal element in row-major order, as XLA's
@@ -31,26 +30,25 @@ def max_pool2(x: jax.Array) -> jax.Array:
   elementwise selects backward: XLA:CPU's select-and-scatter is slow, and the
   gradient of a plain reshape + max spends a reduction counting ties.
   """
-  return _max_pool2_forward(x)
-
-
-def _max_pool2_forward(x: jax.Array) -> jax.Array:
-  b, h, w, c = x.shape
-  if h % 2 or w % 2:
+  if x.shape[1] % 2 or x.shape[2] % 2:
     return nn.max_pool(x, (2, 2), (2, 2))
+  return _max_pool2_even(x)
+
+
+@jax.custom_vjp
+def _max_pool2_even(x: jax.Array) -> jax.Array:
+  b, h, w, c = x.shape
   return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
 def _max_pool2_fwd(x):
-  y = _max_pool2_forward(x)
+  y = _max_pool2_even(x)
   return y, (x, y)
 
 
 def _max_pool2_bwd(res, g):
   x, y = res
   b, h, w, c = x.shape
-  if h % 2 or w % 2:
-    return jax.vjp(lambda x: nn.max_pool(x, (2, 2), (2, 2)), x)[1](g)
   xr = x.reshape(b, h // 2, 2, w // 2, 2, c)
   free = jnp.ones(y.shape, bool)  # windows whose gradient is not yet placed
   parts = []
@@ -63,7 +61,7 @@ def _max_pool2_bwd(res, g):
   return (jnp.stack(rows, axis=2).reshape(x.shape),)
 
 
-max_pool2.defvjp(_max_pool2_fwd, _max_pool2_bwd)
+_max_pool2_even.defvjp(_max_pool2_fwd, _max_pool2_bwd)
 
 
 class MLP(nn.Module):

@@ -183,7 +183,7 @@ class GroupedStep:
       return _update(state, loss, grad, spec=spec)
 
     self.group_fn = jax.jit(_lowered(group, spec.batching))
-    self.update_fn = jax.jit(_lowered(update, spec.batching), donate_argnums=0)
+    self.update_fn = jax.jit(update, donate_argnums=0)  # no model inside: no lowering
 
   def __call__(self, state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key):
     args = (state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key)
