@@ -185,7 +185,8 @@ def _surrogates(zoo, cfg, config, data):
 
 # Bumped whenever generation's results change for the same config (e.g. the variant
 # noise's random draws), so that cached fingerprints from older code are not reused.
-_GENERATION_VERSION = 2
+# 3: the max-pool gradient and the pool-before-bias layer (same values, other floats).
+_GENERATION_VERSION = 3
 
 # The config fields `ucfp.fingerprint` reads (besides the `robust` and `ltrc` groups).
 _GENERATION_FIELDS = (
