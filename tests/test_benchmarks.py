@@ -83,8 +83,12 @@ def test_speed_rounds_report_the_median_and_the_ratio():
   ]
   jax_rows[1]["step_s_rounds"] = [0.04, 0.05, 0.07]
   jax_rows[2]["step_s_rounds"] = [0.2, 0.3, 0.4]
-  res = {"ceilings": {}, "jax": jax_rows, "torch": [], "auto_rule": {"1": "unrolled"}}
-  res["auto_rule"]["8"] = "unrolled"
+  res = {
+    "ceilings": {},
+    "jax": jax_rows,
+    "torch": [],
+    "auto_rule": {"1": "unrolled", "8": "unrolled"},
+  }
   md = speed.markdown(res)
   assert "auto V=8 step = 0.62 x (8 x its V=1 step); 6.0x faster than vmap" in md
   assert "medians of 3 processes; auto rounds 0.04-0.07 s; vmap rounds 0.2-0.4 s" in md
