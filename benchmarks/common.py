@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +44,7 @@ def provenance() -> dict:
 
 def write_results(name: str, payload: dict, markdown: str) -> tuple[str, str]:
   """Writes `benchmarks/results/<name>.json` and `.md` (atomically)."""
-  from ucfp.store import atomic_write_json
+  from ucfp.core.io import atomic_write_json
 
   prov = provenance()
   payload = {**payload, **prov}
@@ -57,3 +60,50 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[str, str]:
     f.write(markdown.rstrip() + "\n\n" + header)
   os.replace(tmp, md_path)
   return json_path, md_path
+
+
+def timed(fn, max_total=30.0, min_reps=3, max_reps=41, min_total=2.0):
+  """(first call seconds, median of further calls; for a step slower than `max_total`,
+  the first call: compilation happens before, so it is a steady step).
+
+  Fast steps are repeated until `min_total` seconds or `max_reps` calls (at least
+  `min_reps`): on this shared VM a 30 ms step varies by +-30% from call to call, and a
+  median of 3 calls was off by up to 2x between runs.
+  """
+  t = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t
+  if first > max_total:
+    return first, first
+  times = []
+  while len(times) < max_reps:
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+    total = sum(times)
+    if total > max_total or (len(times) >= min_reps and total >= min_total):
+      break
+  return first, statistics.median(times)
+
+
+def peak_rss_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_in_subprocess(
+  script: str, args: dict, env: dict | None = None, timeout: float = 1800
+) -> dict:
+  """Runs `python <script> --one <json args>` in a fresh process (its own compile caches
+  and peak memory) and returns the dict it printed on a `RESULT <json>` line, or
+  `{"error": ...}` with the end of its output."""
+  cmd = [sys.executable, script, "--one", json.dumps(args)]
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
+  for line in out.stdout.splitlines()[::-1]:
+    if line.startswith("RESULT "):
+      return json.loads(line[7:])
+  return {"error": (out.stderr or out.stdout)[-500:]}
+
+
+def print_result(res: dict) -> None:
+  """The child's side of `run_in_subprocess`."""
+  print("RESULT " + json.dumps(res), flush=True)

@@ -32,18 +32,17 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from benchmarks.quality_report import markdown, score_method, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
-from ucfp.data import load_dataset  # noqa: E402
-from ucfp.fingerprints import Fingerprints  # noqa: E402
-from ucfp.generation import fingerprint  # noqa: E402
-from ucfp.pipeline import evaluate  # noqa: E402
-from ucfp.zoo import build_surrogates, build_zoo  # noqa: E402
+from ucfp.core.fingerprints import Fingerprints  # noqa: E402
+from ucfp.core.generation import fingerprint  # noqa: E402
+from ucfp.evaluation.data import load_dataset  # noqa: E402
+from ucfp.evaluation.zoo import build_surrogates, build_zoo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "work directory (model cache)")
@@ -236,84 +235,6 @@ def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fing
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Fingerprints(fps.x, fps.y, {**fps.meta, "seconds": seconds}).save(path)
   return fps, seconds
-
-
-def roc_auc(pos, neg) -> float:
-  """P(score of a derived model > score of an innocent), ties count half."""
-  pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-  return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
-
-
-def tpr_at_fpr(pos, neg, fpr=0.01) -> float:
-  """Largest TPR at a threshold whose FPR on the innocents is <= fpr."""
-  best = 0.0
-  for thr in sorted(set(pos) | set(neg) | {1.01}):
-    if np.mean(np.asarray(neg) >= thr) <= fpr:
-      best = max(best, float(np.mean(np.asarray(pos) >= thr)))
-  return best
-
-
-def score_method(fps, zoo, seconds) -> dict:
-  rep = evaluate(fps, zoo)
-  derived = rep["pruned"] + rep.get("derived", [])
-  pos = [e["match_rate"] for e in derived]
-  neg = [e["match_rate"] for e in rep["unassociated"]]
-  per_model = {}
-  for kind in ("pruned", "derived", "unassociated"):
-    for e in rep.get(kind, []):
-      per_model[e["name"]] = {
-        "kind": kind,
-        "test_accuracy": e["test_accuracy"],
-        "match_rate": e["match_rate"],
-        "p_value": e["p_value"],
-        "derived": e["derived"],
-      }
-  return {
-    "robustness": rep["robustness"],
-    "transferability": rep["transferability"],
-    "uniqueness_score": rep["uniqueness_score"],
-    "auc": roc_auc(pos, neg),
-    "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
-    "misses": sum(not e["derived"] for e in derived),
-    "false_alarms": sum(e["derived"] for e in rep["unassociated"]),
-    "seconds": seconds,
-    "steps_run": fps.meta["steps_run"],
-    "per_model": per_model,
-  }
-
-
-def markdown(dataset, results, descriptions) -> str:
-  lines = [
-    f"# Fingerprint quality: {dataset}\n",
-    "| method | R | T | US | AUC | TPR@1%FPR | misses | false alarms | seconds |",
-    "|---|---|---|---|---|---|---|---|---|",
-  ]
-  for name, r in results.items():
-    lines.append(
-      f"| {name}: {descriptions[name]} | {r['robustness']:.3f} | {r['transferability']:.3f} | "
-      f"**{r['uniqueness_score']:.3f}** | {r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
-      f"{r['misses']} | {r['false_alarms']} | {r['seconds']:.1f} |"
-    )
-  names = list(next(iter(results.values()))["per_model"])
-  lines += [
-    "",
-    "Match rate per model:",
-    "",
-    "| model | kind | test acc | " + " | ".join(results) + " |",
-    "|---|---|---|" + "---|" * len(results),
-  ]
-  for m in names:
-    first = next(iter(results.values()))["per_model"][m]
-    cells = " | ".join(f"{r['per_model'][m]['match_rate']:.2f}" for r in results.values())
-    lines.append(f"| {m} | {first['kind']} | {first['test_accuracy']:.4f} | {cells} |")
-  return "\n".join(lines)
-
-
-def zoo_table(zoo) -> str:
-  rows = [
-    f"| {m.name} | {m.kind} | {m.test_accuracy:.4f} | {m.built_seconds:.0f} |" for m in zoo.all()
-  ]
-  return "| model | kind | test acc | train seconds |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
 def main(argv):

@@ -19,8 +19,8 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
-from ucfp.data import load_dataset  # noqa: E402
-from ucfp.zoo import build_zoo  # noqa: E402
+from ucfp.evaluation.data import load_dataset  # noqa: E402
+from ucfp.evaluation.zoo import build_zoo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-zoo-bench", "scratch work directory")

@@ -22,7 +22,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.method = "ltrc"  # c | rc | ltrc
   c.dataset = "digits"  # digits | cifar10 | mnist | imagefolder:<folder or .tar.gz>
   c.image_shape = (8, 8, 1)  # (H, W, C) of the dataset's images
-  c.model = "cnn_small"  # the owner's (base) architecture, see ucfp.models.MODELS
+  c.model = "cnn_small"  # the owner's (base) architecture, see ucfp.evaluation.models.MODELS
   c.seed = 0  # root seed: base model and generation keys derive from it
   c.evaluate = True  # build the zoo and score the fingerprints
 

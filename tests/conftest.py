@@ -7,8 +7,8 @@ import pytest
 
 from configs import base as base_config
 from ucfp import Model
-from ucfp.data import load_digits
-from ucfp.models import get_module, inference_apply, init_variables
+from ucfp.evaluation.data import load_digits
+from ucfp.evaluation.models import get_module, inference_apply, init_variables
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

@@ -3,7 +3,7 @@ import pytest
 
 from configs import base, c, ltrc, rc
 from ucfp import fingerprint
-from ucfp.validate import validate_config
+from ucfp.evaluation.checks import validate_config
 
 
 @pytest.mark.parametrize("mod", [c, rc, ltrc])

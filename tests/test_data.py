@@ -6,7 +6,7 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
-from ucfp.data import load_dataset, load_digits, load_tfds, split_halves
+from ucfp.evaluation.data import load_dataset, load_digits, load_tfds, split_halves
 
 
 def test_digits(digits):

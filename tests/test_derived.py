@@ -1,8 +1,8 @@
 import jax.numpy as jnp
 import numpy as np
 
-from ucfp import prune
-from ucfp.derived import channel_prune_masks, quantize_int8
+from ucfp.core import prune
+from ucfp.evaluation.derived import channel_prune_masks, quantize_int8
 
 
 def test_channel_prune_masks_drop_whole_low_norm_channels(cnn_model):

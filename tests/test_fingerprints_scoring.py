@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from ucfp import Fingerprints, Model, match_rate, null_rate_upper_bound, uniqueness_score, verify
-from ucfp.scoring import binomial_p_value
+from ucfp.core.scoring import binomial_p_value
 
 
 def _fps(n=12, seed=0):

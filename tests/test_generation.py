@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import random_model
 
-from ucfp import Model, fingerprint, match_rate, objectives
-from ucfp.generation import GroupedStep
-from ucfp.spectral import frequency_radius
+from ucfp import Model, fingerprint, match_rate
+from ucfp.core import objectives
+from ucfp.core.generation import GroupedStep
+from ucfp.core.spectral import frequency_radius
 
 
 def _cfg(c, method="c", **kw):
@@ -133,7 +134,7 @@ def test_early_stop(tiny_config, cnn_model):
 
 
 def test_strategies_give_the_same_fingerprints(tiny_config, cnn_model, monkeypatch):
-  from ucfp import variants
+  from ucfp.core import variants
 
   monkeypatch.setattr(variants, "GROUP_CPU", 1)  # grouped: V=2 in 2 compiled calls
   # margin loss: the sign of its gradient is stable under float rounding of the logits
@@ -147,7 +148,7 @@ def test_strategies_give_the_same_fingerprints(tiny_config, cnn_model, monkeypat
 
 @pytest.mark.parametrize("chunk", [3, 4])  # 10 examples: 3 chunks + a remainder; 2 + remainder
 def test_chunked_gradient_equals_whole(cnn_model, chunk):
-  from ucfp.generation import chunked_value_and_grad
+  from ucfp.core.generation import chunked_value_and_grad
 
   x = jax.random.uniform(jax.random.PRNGKey(0), (10, 8, 8, 1))
   y = jnp.arange(10) % 10
@@ -163,7 +164,7 @@ def test_chunked_gradient_equals_whole(cnn_model, chunk):
 
 
 def test_chunked_generation_matches_and_auto_rule(tiny_config, cnn_model):
-  from ucfp.variants import resolve_chunk
+  from ucfp.core.variants import resolve_chunk
 
   assert resolve_chunk(0, 100, "cpu") == 25 and resolve_chunk(0, 64, "cpu") == 32
   assert resolve_chunk(0, 101, "cpu") == 26 and resolve_chunk(0, 20, "cpu") == 0
@@ -177,8 +178,8 @@ def test_chunked_generation_matches_and_auto_rule(tiny_config, cnn_model):
 
 
 def test_grouped_step_counts_the_other_terms_once(tiny_config, cnn_model, mlp_model, monkeypatch):
-  from ucfp import prune, variants
-  from ucfp.generation import GenSpec, compiled_step, make_optimizer
+  from ucfp.core import prune, variants
+  from ucfp.core.generation import GenSpec, compiled_step, make_optimizer
 
   monkeypatch.setattr(variants, "GROUP_CPU", 2)  # V=3: 2 groups of 2, one padding slot
   c = _cfg(tiny_config, "ltrc", **{"robust.num_variants": 3, "ltrc.term": "reference"})

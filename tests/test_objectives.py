@@ -4,9 +4,9 @@ import numpy as np
 import optax
 import pytest
 
-from ucfp import objectives, prune
-from ucfp.spectral import low_pass
-from ucfp.variants import VariantSpec, mean_over_variants, sample_variant, uniform_noise
+from ucfp.core import objectives, prune
+from ucfp.core.spectral import low_pass
+from ucfp.core.variants import VariantSpec, mean_over_variants, sample_variant, uniform_noise
 
 
 def test_xent_and_margin():
@@ -145,8 +145,8 @@ def test_surrogate_term_is_the_mean_c_loss_over_surrogates(mlp_model, cnn_model)
 
 
 def test_conv_lowering_context_and_rule():
-  from ucfp.layers import conv_lowering, resolve_conv_impl
-  from ucfp.variants import conv_lowering_for, resolve_batching
+  from ucfp.core.variants import conv_lowering_for, resolve_batching
+  from ucfp.evaluation.layers import conv_lowering, resolve_conv_impl
 
   assert resolve_conv_impl("xla") == "xla"
   with conv_lowering("xla"):
@@ -167,14 +167,14 @@ def test_conv_lowering_context_and_rule():
 
 
 def test_group_layout():
-  from ucfp.variants import group_layout
+  from ucfp.core.variants import group_layout
 
   assert group_layout(1) == (1, 1) and group_layout(8) == (1, 8)
   assert group_layout(32) == (4, 8) and group_layout(12) == (2, 6) and group_layout(13) == (2, 7)
 
 
 def test_grouped_shares_sum_to_the_mean(cnn_model, monkeypatch):
-  from ucfp import variants
+  from ucfp.core import variants
 
   monkeypatch.setattr(variants, "GROUP_CPU", 2)  # V=5: 3 groups of 2, one padding slot
   x = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))

@@ -65,8 +65,8 @@ def test_bad_flag_is_a_clear_error(tmp_path):
 
 def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
   from configs import ltrc
-  from ucfp import prune
-  from ucfp.zoo import build_zoo
+  from ucfp.core import prune
+  from ucfp.evaluation.zoo import build_zoo
 
   cfg = ltrc.get_config("tiny")
   with cfg.unlocked():

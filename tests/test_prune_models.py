@@ -4,10 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ucfp import prune
-from ucfp.layers import Conv, im2col_conv
-from ucfp.models import MODELS, get_module, init_variables, max_pool2
-from ucfp.train import TrainSpec, train
+from ucfp.core import prune
+from ucfp.evaluation.layers import Conv, im2col_conv
+from ucfp.evaluation.models import MODELS, get_module, init_variables, max_pool2
+from ucfp.evaluation.train import TrainSpec, train
 
 
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
@@ -100,7 +100,7 @@ def test_training_is_deterministic_and_learns(digits):
   b = train(m, spec, digits.train_x, digits.train_y)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
-  from ucfp.models import accuracy, inference_apply
+  from ucfp.evaluation.models import accuracy, inference_apply
 
   assert accuracy(inference_apply(m), a, digits.test_x, digits.test_y) > 0.85
 

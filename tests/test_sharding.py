@@ -27,7 +27,7 @@ np.testing.assert_array_equal(sharded.y, single.y)
 diff = np.abs(sharded.x - single.x)
 print("max abs difference", diff.max())
 assert diff.max() <= 1e-5  # stated tolerance; measured 0.0 on XLA:CPU
-from ucfp import variants
+from ucfp.core import variants
 variants.GROUP_CPU = 1  # grouped: one compiled call per variant, sharded examples
 c.robust.batching, c.robust.num_variants = "grouped", 2
 grouped = [fingerprint(model, c.copy_and_resolve_references(), key=key, reference=[ref])]

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from ucfp.spectral import (
+from ucfp.core.spectral import (
   check_radius,
   frequency_radius,
   high_pass,

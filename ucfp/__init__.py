@@ -4,9 +4,9 @@ Implements "Characteristic Examples: High-Robustness, Low-Transferability
 Fingerprinting of Neural Networks" (Wang et al., IJCAI 2021, arXiv 2105.07078).
 """
 
-from ucfp.fingerprints import Fingerprints
-from ucfp.generation import fingerprint
-from ucfp.scoring import (
+from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.generation import fingerprint
+from ucfp.core.scoring import (
   UniquenessReport,
   Verdict,
   match_rate,
@@ -14,7 +14,7 @@ from ucfp.scoring import (
   uniqueness_score,
   verify,
 )
-from ucfp.types import Model
+from ucfp.core.types import Model
 
 __all__ = [
   "Fingerprints",

@@ -8,13 +8,13 @@ import time
 import jax
 import numpy as np
 
-from ucfp import scoring
-from ucfp.data import load_dataset
-from ucfp.fingerprints import Fingerprints
-from ucfp.generation import fingerprint
-from ucfp.store import atomic_write_json
-from ucfp.validate import validate_config
-from ucfp.zoo import Zoo, build_zoo
+from ucfp.core import scoring
+from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.generation import fingerprint
+from ucfp.core.io import atomic_write_json
+from ucfp.evaluation.checks import validate_config
+from ucfp.evaluation.data import load_dataset
+from ucfp.evaluation.zoo import Zoo, build_zoo
 
 
 def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:

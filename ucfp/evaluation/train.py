@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ucfp import prune
-from ucfp.models import init_variables
+from ucfp.core import prune
+from ucfp.evaluation.models import init_variables
 
 
 @dataclasses.dataclass(frozen=True)

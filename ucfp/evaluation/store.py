@@ -6,12 +6,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from ucfp.core.io import atomic_write_json
 
 
 def data_id(x: np.ndarray, y: np.ndarray, name: str) -> str:
@@ -35,21 +36,6 @@ def spec_key(spec: Any, dataset: str) -> str:
     {"spec": dataclasses.asdict(spec), "data": dataset, "version": CACHE_VERSION}, sort_keys=True
   )
   return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-  """Writes JSON to a temporary file beside `path`, then renames it into place."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 class ModelStore:

@@ -6,14 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ucfp import prune
+from ucfp.core import prune
 
 
 def channel_prune_masks(variables, rate: float):
   """Structured pruning: in every conv kernel (kh, kw, C_in, C_out) zero the `rate`
   fraction of output channels with the smallest L1 norm. Dense kernels are kept.
 
-  Returns a mask pytree (as `ucfp.prune`), for `apply_masks` and masked fine-tuning.
+  Returns a mask pytree (as `ucfp.core.prune`), for `apply_masks` and masked fine-tuning.
   """
   flags = prune.prunable_mask_tree(variables)
 

@@ -1,15 +1,13 @@
-"""Config validation: every field checked once, before any compute.
+"""Validation of the generation fields (`ucfp.fingerprint`), before any compute.
 
 Each error is a ValueError that names the field (`config.<field>`) and what is allowed.
 """
 
 from __future__ import annotations
 
-from ucfp.data import check_dataset_name
-from ucfp.models import check_model_name
-from ucfp.objectives import LOSSES, REDUCTIONS
-from ucfp.spectral import check_radius
-from ucfp.variants import BATCHINGS, MASKS, NOISE_KINDS
+from ucfp.core.objectives import LOSSES, REDUCTIONS
+from ucfp.core.spectral import check_radius
+from ucfp.core.variants import BATCHINGS, MASKS, NOISE_KINDS
 
 METHODS = ("c", "rc", "ltrc")
 OPTIMIZERS = ("sign", "adam", "sgd")
@@ -22,12 +20,12 @@ def _choice(value, allowed, field):
     raise ValueError(f"config.{field}={value!r} is not one of {', '.join(allowed)}")
 
 
-def _positive_int(value, field):
+def positive_int(value, field):
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ValueError(f"config.{field}={value!r} must be a positive integer")
 
 
-def _number(value, field, low=None, high=None, low_open=False):
+def number(value, field, low=None, high=None, low_open=False):
   ok = isinstance(value, int | float) and not isinstance(value, bool)
   ok = ok and (low is None or (value > low if low_open else value >= low))
   ok = ok and (high is None or value <= high)
@@ -53,23 +51,23 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   """Checks the fields `ucfp.fingerprint` reads; returns the image shape."""
   _choice(config.method, METHODS, "method")
   shape = check_image_shape(image_shape if image_shape is not None else config.image_shape)
-  _positive_int(config.num_fingerprints, "num_fingerprints")
-  _positive_int(config.steps, "steps")
-  _number(config.step_size, "step_size", 0, low_open=True)
+  positive_int(config.num_fingerprints, "num_fingerprints")
+  positive_int(config.steps, "steps")
+  number(config.step_size, "step_size", 0, low_open=True)
   _choice(config.optimizer, OPTIMIZERS, "optimizer")
   _choice(config.loss, LOSSES, "loss")
-  _number(config.kappa, "kappa", 0)
+  number(config.kappa, "kappa", 0)
   _choice(config.init, INITS, "init")
-  _number(config.init_sigma, "init_sigma", 0)
-  _number(config.early_stop_margin, "early_stop_margin")
+  number(config.init_sigma, "init_sigma", 0)
+  number(config.early_stop_margin, "early_stop_margin")
   if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
     raise ValueError(f"config.seed={config.seed!r} must be a non-negative integer")
   for flag in ("early_stop", "shard"):
     if not isinstance(config[flag], bool):
       raise ValueError(f"config.{flag}={config[flag]!r} must be true or false")
   r = config.robust
-  _positive_int(r.num_variants, "robust.num_variants")
-  _number(r.noise_bound, "robust.noise_bound", 0)
+  positive_int(r.num_variants, "robust.num_variants")
+  number(r.noise_bound, "robust.noise_bound", 0)
   _choice(r.noise_kind, NOISE_KINDS, "robust.noise_kind")
   _choice(r.mask, MASKS, "robust.mask")
   _choice(r.batching, BATCHINGS, "robust.batching")
@@ -91,47 +89,10 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
     raise ValueError(
       f"config.robust.surrogates={sur!r} must be a tuple of prune rates in (0, 1), or ()"
     )
-  _number(r.surrogate_weight, "robust.surrogate_weight", 0)
-  _number(config.ltrc.radius, "ltrc.radius", 0)
+  number(r.surrogate_weight, "robust.surrogate_weight", 0)
+  number(config.ltrc.radius, "ltrc.radius", 0)
   check_radius(config.ltrc.radius, shape)
   _choice(config.ltrc.term, TERMS, "ltrc.term")
-  _number(config.ltrc.weight, "ltrc.weight", 0)
+  number(config.ltrc.weight, "ltrc.weight", 0)
   _choice(config.ltrc.reduce, REDUCTIONS, "ltrc.reduce")
   return shape
-
-
-def validate_config(config) -> None:
-  """Checks every field of a full run (generation, data, models, zoo)."""
-  from ucfp.zoo import parse_model_list
-
-  validate_generation(config)
-  check_dataset_name(config.dataset)
-  check_model_name(config.model)
-  t = config.train
-  _positive_int(t.epochs, "train.epochs")
-  _positive_int(t.batch_size, "train.batch_size")
-  _number(t.learning_rate, "train.learning_rate", 0, low_open=True)
-  _number(t.weight_decay, "train.weight_decay", 0)
-  refs = parse_model_list(config.reference.models, "config.reference.models")
-  innocents = parse_model_list(config.zoo.unassociated, "config.zoo.unassociated")
-  shared = sorted({(e.arch, e.seed) for e in refs} & {(e.arch, e.seed) for e in innocents})
-  if shared:
-    raise ValueError(
-      f"config.reference.models and config.zoo.unassociated share {shared}: the owner's "
-      "reference models must never be the models used for evaluation"
-    )
-  if (config.model, config.seed) in {(e.arch, e.seed) for e in refs + innocents}:
-    raise ValueError(
-      f"config.seed={config.seed} with config.model={config.model!r} is also a reference or "
-      "unassociated model: give it another seed"
-    )
-  for rate in config.zoo.prune_rates:
-    _number(rate, "zoo.prune_rates", 0, 1)
-    if rate >= 1:
-      raise ValueError(f"config.zoo.prune_rates: {rate} must be < 1")
-  _positive_int(config.zoo.finetune_epochs, "zoo.finetune_epochs")
-  _number(config.zoo.finetune_learning_rate, "zoo.finetune_learning_rate", 0, low_open=True)
-  if config.method == "ltrc" and config.ltrc.term == "reference" and not config.reference.models:
-    raise ValueError(
-      "config.reference.models is empty but config.ltrc.term='reference' needs reference models"
-    )

@@ -14,7 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ucfp.layers import Conv
+from ucfp.core.predict import predict_logits
+from ucfp.evaluation.layers import Conv
 
 
 def _normalise(x: jax.Array) -> jax.Array:
@@ -81,7 +82,7 @@ class SmallCNN(nn.Module):
 
   num_classes: int
   width: int = 32
-  conv: str = "auto"  # convolution lowering, see ucfp.layers
+  conv: str = "auto"  # convolution lowering, see ucfp.evaluation.layers
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -188,7 +189,7 @@ def check_model_name(name: str, field: str = "config.model") -> None:
 def get_module(name: str, num_classes: int, conv: str = "auto") -> nn.Module:
   """The (cached, hashable) Flax module for a registered model name.
 
-  `conv` picks the convolution lowering (auto | im2col | xla, see `ucfp.layers`);
+  `conv` picks the convolution lowering (auto | im2col | xla, see `ucfp.evaluation.layers`);
   it changes speed, not parameters.
   """
   check_model_name(name)
@@ -211,29 +212,6 @@ def inference_apply(module: nn.Module) -> Callable:
 def init_variables(module: nn.Module, key: jax.Array, image_shape: Sequence[int]):
   """Initial variables for a batch of images of `image_shape` (H, W, C)."""
   return module.init(key, jnp.zeros((1, *image_shape), jnp.float32), train=False)
-
-
-@functools.cache
-def _jit_logits(apply_fn: Callable) -> Callable:
-  return jax.jit(apply_fn)
-
-
-def predict_logits(apply_fn: Callable, variables, x, batch_size: int = 1024) -> jax.Array:
-  """Logits (n, K) for images x (n, H, W, C), in batches, with one compiled function.
-
-  The last batch is padded to `batch_size` so every call has the same shape.
-  """
-  fn = _jit_logits(apply_fn)
-  n = x.shape[0]
-  bs = min(batch_size, n)
-  outs = []
-  for start in range(0, n, bs):
-    xb = jnp.asarray(x[start : start + bs])
-    pad = bs - xb.shape[0]
-    if pad:
-      xb = jnp.concatenate([xb, jnp.zeros((pad, *xb.shape[1:]), xb.dtype)])
-    outs.append(fn(variables, xb)[: bs - pad])
-  return jnp.concatenate(outs)
 
 
 def accuracy(apply_fn: Callable, variables, x, y) -> float:

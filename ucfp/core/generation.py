@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import time
@@ -13,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from ucfp import prune
-from ucfp.fingerprints import Fingerprints
-from ucfp.sharding import example_sharding, place
-from ucfp.step import (  # noqa: F401 - re-exported: the step's public names
+from ucfp.core import prune
+from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.sharding import example_sharding, place
+from ucfp.core.spec import GenSpec  # noqa: F401 - re-exported
+from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public names
   GroupedStep,
   chunked_value_and_grad,
   compiled_step,
@@ -25,51 +25,8 @@ from ucfp.step import (  # noqa: F401 - re-exported: the step's public names
   min_margin_fn,
   objective,
 )
-from ucfp.types import Model
-from ucfp.validate import validate_generation
-from ucfp.variants import VariantSpec, resolve_batching, resolve_chunk
-
-
-@dataclasses.dataclass(frozen=True)
-class GenSpec:
-  """The hashable generation settings that shape the compiled step."""
-
-  method: str
-  loss: str
-  kappa: float
-  optimizer: str
-  step_size: float
-  num_variants: int
-  variant: VariantSpec
-  batching: str
-  radius: float
-  term: str
-  weight: float
-  reduce: str = "mean"
-  chunk: int = 0
-  surrogate_weight: float = 0.0
-
-  @classmethod
-  def from_config(cls, c) -> GenSpec:
-    r = c.robust
-    return cls(
-      method=c.method,
-      loss=c.loss,
-      kappa=float(c.kappa),
-      optimizer=c.optimizer,
-      step_size=float(c.step_size),
-      num_variants=int(r.num_variants),
-      variant=VariantSpec(
-        float(r.noise_bound), r.noise_kind, r.mask, float(r.prune_rate[0]), float(r.prune_rate[1])
-      ),
-      batching=resolve_batching(r.batching, int(r.num_variants)),
-      chunk=resolve_chunk(int(r.chunk), int(c.num_fingerprints)),
-      radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
-      term=c.ltrc.term if c.method == "ltrc" else "none",
-      weight=float(c.ltrc.weight),
-      reduce=c.ltrc.reduce,
-      surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
-    )
+from ucfp.core.types import Model
+from ucfp.core.validate import validate_generation
 
 
 def balanced_labels(n: int, num_classes: int, key: jax.Array) -> np.ndarray:

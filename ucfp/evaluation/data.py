@@ -11,10 +11,11 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
+
+from ucfp.core.io import atomic_write_npz
 
 TFDS_DATASETS = ("cifar10", "mnist")
 DATASET_CHOICES = ("digits", *TFDS_DATASETS, "imagefolder:<path>")
@@ -172,21 +173,6 @@ def _decode_folder(path: str) -> dict[str, np.ndarray]:
     out[f"{split}_x"] = np.stack(xs).astype(np.uint8)
     out[f"{split}_y"] = np.asarray([classes.index(c) for c, _, _ in items], np.int32)
   return out
-
-
-def atomic_write_npz(path: str, **arrays: np.ndarray) -> None:
-  """Writes an .npz to a temporary file in the same folder, then renames it into place."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def load_imagefolder(path: str, cache_dir: str | None = None) -> Dataset:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ucfp import prune
+from ucfp.core import prune
 
 BATCHINGS = ("auto", "vmap", "loop", "unrolled", "grouped")
 MASKS = ("magnitude", "bernoulli", "none")
@@ -51,7 +51,7 @@ def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax
     variables: base weights pytree.
     key: PRNG key for this variant.
     spec: noise and mask settings.
-    sorted_abs: :func:`ucfp.prune.sorted_magnitudes` of the base (magnitude masks).
+    sorted_abs: :func:`ucfp.core.prune.sorted_magnitudes` of the base (magnitude masks).
   """
   k_rate, k_mask, k_noise = jax.random.split(key, 3)
   flags = jax.tree.leaves(prune.prunable_mask_tree(variables))

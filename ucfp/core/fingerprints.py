@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ucfp.data import atomic_write_npz
+from ucfp.core.io import atomic_write_npz
 
 FORMAT_VERSION = 1
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ucfp.spectral import low_pass
-from ucfp.variants import VariantSpec, mean_over_variants
+from ucfp.core.spectral import low_pass
+from ucfp.core.variants import VariantSpec, mean_over_variants
 
 LOSSES = ("xent", "margin")
 
@@ -73,10 +73,10 @@ def robustness_term(
     key: PRNG key for the variants of this step.
     num_variants: V.
     variant_spec: noise bound and pruning settings.
-    sorted_abs: sorted base kernel magnitudes (see `ucfp.prune.sorted_magnitudes`).
+    sorted_abs: sorted base kernel magnitudes (see `ucfp.core.prune.sorted_magnitudes`).
     batching: vmap | loop | unrolled | grouped | auto.
     group_start: for `grouped`, the first variant of the group to evaluate (this
-      group's share of the mean; see `ucfp.variants.mean_over_variants`).
+      group's share of the mean; see `ucfp.core.variants.mean_over_variants`).
 
   Returns:
     A scalar. With V = 1 and no noise or mask it equals `sum(c_loss(...))`.

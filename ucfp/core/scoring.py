@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ucfp.fingerprints import Fingerprints
-from ucfp.models import predict_logits
-from ucfp.types import Model
+from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.predict import predict_logits
+from ucfp.core.types import Model
 
 Suspect = Model | Callable[[np.ndarray], Any]
 

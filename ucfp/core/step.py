@@ -4,20 +4,17 @@ of variants) and the optimiser update. Pure functions; `compiled_step` jits them
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ucfp import objectives
-from ucfp.layers import conv_lowering
-from ucfp.spectral import high_pass_filter
-from ucfp.variants import conv_lowering_for, group_layout
-
-if TYPE_CHECKING:
-  from ucfp.generation import GenSpec
+from ucfp.core import objectives
+from ucfp.core.lowering import conv_lowering
+from ucfp.core.spec import GenSpec
+from ucfp.core.spectral import high_pass_filter
+from ucfp.core.variants import conv_lowering_for, group_layout
 
 
 def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
@@ -166,7 +163,7 @@ def _lowered(fn, batching: str):
 
 class GroupedStep:
   """`generation_step` for `grouped` batching: one compiled call per group of variants
-  (`ucfp.variants.group_layout`), then one compiled update that sums the groups'
+  (`ucfp.core.variants.group_layout`), then one compiled update that sums the groups'
   losses and gradients. Same arguments and results as the jitted `generation_step`;
   equal to it up to float summation order.
   """

@@ -16,13 +16,13 @@ import jax
 import numpy as np
 from absl import logging
 
-from ucfp import prune
-from ucfp.data import Dataset, split_halves
-from ucfp.derived import channel_prune_masks, quantize_int8
-from ucfp.models import accuracy, get_module, inference_apply, init_variables
-from ucfp.store import ModelStore, data_id, spec_key
-from ucfp.train import TrainSpec, train
-from ucfp.types import Model
+from ucfp.core import prune
+from ucfp.core.types import Model
+from ucfp.evaluation.data import Dataset, split_halves
+from ucfp.evaluation.derived import channel_prune_masks, quantize_int8
+from ucfp.evaluation.models import accuracy, get_module, inference_apply, init_variables
+from ucfp.evaluation.store import ModelStore, data_id, spec_key
+from ucfp.evaluation.train import TrainSpec, train
 
 SUBSETS = ("full", "half_a", "half_b")
 # Surrogates are fine-tuned with seed config.seed + SURROGATE_SEED: another data order
@@ -43,7 +43,7 @@ def parse_model_list(text: str, field: str) -> list[ModelEntry]:
 
   Raises ValueError naming `field` on a malformed entry or an unknown architecture.
   """
-  from ucfp.models import MODELS
+  from ucfp.evaluation.models import MODELS
 
   entries = []
   for item in [t.strip() for t in str(text).split(",") if t.strip()]:

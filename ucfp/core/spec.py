@@ -1,0 +1,53 @@
+"""`GenSpec`: the hashable generation settings that shape the compiled step.
+
+Read from a config by `GenSpec.from_config`; used by the step (`ucfp.core.step`) and by
+generation (`ucfp.core.generation`), which both import it from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ucfp.core.variants import VariantSpec, resolve_batching, resolve_chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class GenSpec:
+  """The hashable generation settings that shape the compiled step."""
+
+  method: str
+  loss: str
+  kappa: float
+  optimizer: str
+  step_size: float
+  num_variants: int
+  variant: VariantSpec
+  batching: str
+  radius: float
+  term: str
+  weight: float
+  reduce: str = "mean"
+  chunk: int = 0
+  surrogate_weight: float = 0.0
+
+  @classmethod
+  def from_config(cls, c) -> GenSpec:
+    r = c.robust
+    return cls(
+      method=c.method,
+      loss=c.loss,
+      kappa=float(c.kappa),
+      optimizer=c.optimizer,
+      step_size=float(c.step_size),
+      num_variants=int(r.num_variants),
+      variant=VariantSpec(
+        float(r.noise_bound), r.noise_kind, r.mask, float(r.prune_rate[0]), float(r.prune_rate[1])
+      ),
+      batching=resolve_batching(r.batching, int(r.num_variants)),
+      chunk=resolve_chunk(int(r.chunk), int(c.num_fingerprints)),
+      radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
+      term=c.ltrc.term if c.method == "ltrc" else "none",
+      weight=float(c.ltrc.weight),
+      reduce=c.ltrc.reduce,
+      surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
+    )
