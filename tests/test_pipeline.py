@@ -58,7 +58,7 @@ def test_main_job_end_to_end_and_restore(tmp_path):
 
 def test_bad_flag_is_a_clear_error(tmp_path):
   out = _run(tmp_path, "--config.method=xc")
-  assert out.returncode != 0
+  assert out.returncode == 2
   assert "config.method='xc' is not one of c, rc, ltrc" in out.stderr
   assert not os.path.exists(tmp_path / "models")  # nothing computed or written
 
