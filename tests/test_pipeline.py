@@ -82,3 +82,33 @@ def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
     jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
   )
   assert any(not np.array_equal(a, b) for a, b in pairs)
+
+
+def test_table_has_a_derived_column_and_no_trailing_spaces():
+  from ucfp.pipeline import format_table
+
+  def e(name, match, **verdict):
+    return {"name": name, "test_accuracy": 0.9, "match_rate": match, **verdict}
+
+  report = {
+    "base": e("cnn_small-0", 1.0),
+    "reference": [e("mlp-1002", 0.0)],
+    "pruned": [e("pruned-0.5", 1.0, rate=0.5, p_value=1e-20, derived=True)],
+    "unassociated": [e("mlp-103", 0.05, p_value=0.6, derived=False)],
+    "robustness": 1.0,
+    "transferability": 0.05,
+    "uniqueness_score": 0.95,
+  }
+  lines = format_table(report).splitlines()
+  assert lines[0].split() == ["model", "kind", "test", "acc", "match", "p-value", "derived"]
+  cells = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+  assert cells == {
+    "cnn_small-0": ["base", "0.9000", "1.00", "-", "-"],
+    "mlp-1002": ["reference", "0.9000", "0.00", "-", "-"],
+    "pruned-0.5": ["pruned", "0.9000", "1.00", "1e-20", "yes"],
+    "mlp-103": ["unassociated", "0.9000", "0.05", "0.6", "no"],
+  }
+  assert all(line == line.rstrip() for line in lines)
+  # without evaluation (config.evaluate=false) the report has no match rates
+  only_base = format_table({"base": {"name": "cnn_small-0", "test_accuracy": 0.9}})
+  assert only_base.splitlines()[-1].split() == ["cnn_small-0", "base", "0.9000", "-", "-", "-"]

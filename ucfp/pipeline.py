@@ -59,22 +59,20 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
 
 
 def format_table(report: dict) -> str:
-  rows = [("model", "kind", "test acc", "match", "p-value")]
-  rows.append(
-    (
-      report["base"]["name"],
-      "base",
-      f"{report['base']['test_accuracy']:.4f}",
-      f"{report['base']['match_rate']:.2f}",
-      "",
-    )
-  )
+  """The report as a text table: one row per model, `-` where a cell does not apply (the
+  owner's models get no verdict; without evaluation no match rates), no trailing spaces."""
+
+  def row(e, kind):
+    p = f"{e['p_value']:.2g}" if "p_value" in e else "-"
+    derived = ("yes" if e["derived"] else "no") if "derived" in e else "-"
+    match = f"{e['match_rate']:.2f}" if "match_rate" in e else "-"
+    return (e["name"], kind, f"{e['test_accuracy']:.4f}", match, p, derived)
+
+  rows = [("model", "kind", "test acc", "match", "p-value", "derived"), row(report["base"], "base")]
   for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
-    for e in report.get(kind, []):
-      p = f"{e['p_value']:.2g}" if "p_value" in e else ""
-      rows.append((e["name"], kind, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
+    rows += [row(e, kind) for e in report.get(kind, [])]
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
   if "uniqueness_score" in report:
     lines.append(
