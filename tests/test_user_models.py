@@ -101,3 +101,9 @@ def test_prunable_predicate_selects_the_kernels(tiny_config):
 def test_bad_prunable_predicate_is_named(tiny_config):
   with pytest.raises(ValueError, match=r"prunable\(\['W1'\], leaf\) returned str"):
     fingerprint(plain_mlp(), _rc(tiny_config), key=jax.random.PRNGKey(0), prunable=lambda p, v: "y")
+
+
+def test_prunable_predicate_must_select_float_arrays():
+  params = {"W": jnp.ones((4, 4)), "steps": jnp.zeros((2, 2), jnp.int32)}
+  with pytest.raises(ValueError, match=r"prunable selected \['steps'\], which is not a floating"):
+    prune.leaf_flags(params, lambda path, leaf: leaf.ndim >= 2)

@@ -56,7 +56,7 @@ def leaf_flags(variables, prunable: Prunable | None = None) -> tuple[bool, ...]:
 
   Raises:
     ValueError: `prunable` returned something other than a bool, or selected a leaf
-      that is not a floating-point array.
+      that is not a floating-point array (a user's predicate only).
   """
   rule = prunable or is_prunable
   out = []
@@ -67,7 +67,7 @@ def leaf_flags(variables, prunable: Prunable | None = None) -> tuple[bool, ...]:
         f"prunable({jax.tree_util.keystr(path)}, leaf) returned {type(f).__name__}; "
         "it must return True or False"
       )
-    if f and not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+    if f and prunable and not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
       raise ValueError(
         f"prunable selected {jax.tree_util.keystr(path)}, which is not a floating-point array"
       )
