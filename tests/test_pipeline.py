@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_generate as _run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {
   "method",
   "dataset",
@@ -24,22 +22,9 @@ KEYS = {
 }
 
 
-def _run(workdir, *extra):
-  cmd = [
-    sys.executable,
-    "-m",
-    "ucfp.generate",
-    "--config=configs/ltrc.py:tiny",
-    f"--workdir={workdir}",
-    *extra,
-  ]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.slow
-def test_main_job_end_to_end_and_restore(tmp_path):
-  out = _run(tmp_path)
-  assert out.returncode == 0, out.stderr[-3000:]
+def test_main_job_end_to_end_and_restore(tiny_job):
+  tmp_path, out = tiny_job  # the first run, from an empty work directory
   report = json.load(open(tmp_path / "report.json"))
   assert KEYS <= set(report)
   assert report["method"] == "ltrc" and report["num_fingerprints"] == 20
