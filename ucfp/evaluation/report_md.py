@@ -84,6 +84,12 @@ def markdown(report: Mapping, figure_paths: Mapping[str, str]) -> str:
       *_kinds_table(report),
       "",
     ]
+    if report.get("reference"):
+      lines += [
+        "Reference models are the owner's, used by the low-transferability term during "
+        "generation: their low match rates are by construction, not evidence.",
+        "",
+      ]
   else:
     lines += ["Evaluation was off (`config.evaluate=False`): no match rates.", ""]
   if figure_paths:
