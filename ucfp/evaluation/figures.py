@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ucfp.core import scoring
@@ -226,19 +227,29 @@ def fingerprint_grid_figure(x: np.ndarray, y: np.ndarray, path: str, *, max_imag
   x, y = np.asarray(x), np.asarray(y)
   if x.ndim != 4 or x.shape[-1] not in (1, 3) or y.shape != x.shape[:1]:
     raise ValueError(f"x must be (N, H, W, 1 or 3) and y (N,); got {x.shape} and {y.shape}")
-  by_class = [list(np.flatnonzero(y == c)) for c in np.unique(y)]
-  order = [i for row in range(len(x)) for idx in by_class if row < len(idx) for i in [idx[row]]]
-  order = order[:max_images]
+  by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
+  rounds = max(len(idx) for idx in by_class)
+  order = [idx[r] for r in range(rounds) for idx in by_class if r < len(idx)][:max_images]
   cols = min(10, len(order))
   rows = -(-len(order) // cols)
-  fig = _new(1.0 * cols, 1.1 * rows + 0.4)
+  # One mosaic in one axes (a subplot per image is ~10x slower): tiles with a white gap
+  # and a band above each for its label.
+  h, w, c = x.shape[1:]
+  gap, band = max(1, w // 8), max(2, round(h * 0.35))
+  cell_h, cell_w = h + band, w + gap
+  mosaic = np.ones((rows * cell_h, cols * cell_w, c), np.float32)
+  fig = _new(1.0 * cols, 1.0 * rows * cell_h / cell_w + 0.35)
+  ax = fig.add_subplot()
   for j, i in enumerate(order):
-    ax = fig.add_subplot(rows, cols, j + 1)
-    img = np.clip(x[i], 0, 1)
-    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-    ax.set_title(f"y={int(y[i])}", fontsize=8, pad=2)
-    ax.set_axis_off()
-  fig.suptitle(f"{len(order)} of {len(x)} fingerprints with their labels", fontsize=10)
+    top, left = (j // cols) * cell_h + band, (j % cols) * cell_w
+    mosaic[top : top + h, left : left + w] = np.clip(x[i], 0, 1)
+    label = f"y={int(y[i])}"
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, ec="0.6", lw=0.6))
+    ax.text(left + w / 2 - 0.5, top - band / 2 - 0.5, label, ha="center", va="center", fontsize=8)
+  img = mosaic[..., 0] if c == 1 else mosaic
+  ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+  ax.set_axis_off()
+  ax.set_title(f"{len(order)} of {len(x)} fingerprints with their labels", fontsize=10)
   return _save(fig, path)
 
 
