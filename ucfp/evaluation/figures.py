@@ -307,7 +307,7 @@ def spectrum_figure(x: np.ndarray, radius: float, path: str, *, seed: int = 0) -
   ax.set_xlim(0, None)
   ax.set_xlabel("frequency radius (cycles/image)", fontsize=8)
   ax.set_ylabel("mean |FFT|", fontsize=8)
-  ax.set_title(f"radial profile, radius >= 1 ({note})", fontsize=9)
+  ax.set_title(f"radial profile (radius >= 1)\n{note}", fontsize=9)
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=7)
   return _save(fig, path)
