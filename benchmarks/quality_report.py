@@ -16,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import provenance  # noqa: E402
 from ucfp.core.io import atomic_write_bytes  # noqa: E402
 from ucfp.evaluation import figures  # noqa: E402
 from ucfp.pipeline import evaluate  # noqa: E402
@@ -138,12 +139,14 @@ def write_figures(json_path: str) -> list[str]:
   figures.match_rates_figure(
     reps[best], path["match_rates"], title=f"Match rate per model: {best} on {tag}"
   )
+  prov = provenance()
   md = "\n".join(
     [
       f"# Fingerprint quality figures: {q['dataset']}",
       "",
       f"From `{os.path.basename(json_path)}` (command `{q['command']}`, commit "
-      f"`{q['commit']}`); methods: {', '.join(methods)}.",
+      f"`{q['commit']}`); methods: {', '.join(methods)}. Drawn by `{prov['command']}` at "
+      f"commit `{prov['commit']}`.",
       "",
       "![match rate vs pruning rate](match_vs_prune.png)",
       "",
