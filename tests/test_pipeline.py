@@ -35,6 +35,11 @@ def test_main_job_end_to_end_and_restore(tiny_job):
   )
   assert os.path.exists(tmp_path / "fingerprints.npz")
   assert "wrote" in out.stdout and "Uniqueness Score" in out.stdout
+  assert f"wrote {tmp_path / 'report.md'} with 5 figures" in out.stdout
+  md = open(tmp_path / "report.md").read()
+  for name in ("match_rates", "match_vs_prune", "roc", "fingerprints", "spectrum"):
+    assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 2000
+    assert f"](figures/{name}.png)" in md
   assert out.stdout.count("training ") == 5  # base, 1 reference, 1 pruned, 2 innocents
   again = _run(tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]

@@ -25,6 +25,21 @@ def atomic_write_npz(path: str, **arrays: np.ndarray) -> None:
     raise
 
 
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it into place."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
   """Writes JSON to a temporary file beside `path`, then renames it into place."""
   folder = os.path.dirname(os.path.abspath(path))
