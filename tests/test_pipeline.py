@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_generate as _run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {
   "method",
   "dataset",
@@ -24,22 +22,9 @@ KEYS = {
 }
 
 
-def _run(workdir, *extra):
-  cmd = [
-    sys.executable,
-    "-m",
-    "ucfp.generate",
-    "--config=configs/ltrc.py:tiny",
-    f"--workdir={workdir}",
-    *extra,
-  ]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.slow
-def test_main_job_end_to_end_and_restore(tmp_path):
-  out = _run(tmp_path)
-  assert out.returncode == 0, out.stderr[-3000:]
+def test_main_job_end_to_end_and_restore(tiny_job):
+  tmp_path, out = tiny_job  # the first run, from an empty work directory
   report = json.load(open(tmp_path / "report.json"))
   assert KEYS <= set(report)
   assert report["method"] == "ltrc" and report["num_fingerprints"] == 20
@@ -50,6 +35,11 @@ def test_main_job_end_to_end_and_restore(tmp_path):
   )
   assert os.path.exists(tmp_path / "fingerprints.npz")
   assert "wrote" in out.stdout and "Uniqueness Score" in out.stdout
+  assert f"wrote {tmp_path / 'report.md'} with 5 figures" in out.stdout
+  md = open(tmp_path / "report.md").read()
+  for name in ("match_rates", "match_vs_prune", "roc", "fingerprints", "spectrum"):
+    assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 2000
+    assert f"](figures/{name}.png)" in md
   assert out.stdout.count("training ") == 5  # base, 1 reference, 1 pruned, 2 innocents
   again = _run(tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]

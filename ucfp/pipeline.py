@@ -14,6 +14,7 @@ from ucfp.core.generation import fingerprint
 from ucfp.core.io import atomic_write_json
 from ucfp.evaluation.checks import validate_config
 from ucfp.evaluation.data import load_dataset
+from ucfp.evaluation.report_md import write_report
 from ucfp.evaluation.zoo import Zoo, build_zoo
 
 
@@ -146,4 +147,11 @@ def run(config, workdir: str) -> dict:
     report_path = os.path.join(workdir, "report.json")
     atomic_write_json(report_path, report)
     print(f"wrote {fp_path}\nwrote {report_path}", flush=True)
+    t = time.perf_counter()
+    md_path, figs = write_report(report, fps.x, fps.y, workdir)
+    print(
+      f"wrote {md_path} with {len(figs)} figures in {os.path.join(workdir, 'figures')} "
+      f"({time.perf_counter() - t:.1f} s)",
+      flush=True,
+    )
   return report

@@ -46,6 +46,11 @@ def atomic_write_npz(path: str, **arrays: np.ndarray) -> None:
   _atomic_write(path, "wb", lambda f: np.savez(f, **arrays))
 
 
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it into place."""
+  _atomic_write(path, "wb", lambda f: f.write(data))
+
+
 def atomic_write_json(path: str, obj: Any) -> None:
   """Writes JSON to a temporary file beside `path`, then renames it into place."""
   _atomic_write(path, "w", lambda f: json.dump(obj, f, indent=2, sort_keys=True))

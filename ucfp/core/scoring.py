@@ -23,9 +23,7 @@ Suspect = Model | Callable[[np.ndarray], Any]
 
 
 def _name(model: Suspect) -> str:
-  if isinstance(model, Model):
-    return f"model {model.name!r}"
-  return f"suspect {getattr(model, '__name__', type(model).__name__)!r}"
+  return f"model {model.name!r}" if isinstance(model, Model) else "suspect"
 
 
 def predict_labels(
