@@ -38,7 +38,7 @@ def _run(workdir, *extra):
 
 @pytest.mark.slow
 def test_main_job_end_to_end_and_restore(tmp_path):
-  out = _run(tmp_path)
+  out = _run(tmp_path, "--config.checkpoint_every=5")
   assert out.returncode == 0, out.stderr[-3000:]
   report = json.load(open(tmp_path / "report.json"))
   assert KEYS <= set(report)
@@ -51,9 +51,16 @@ def test_main_job_end_to_end_and_restore(tmp_path):
   assert os.path.exists(tmp_path / "fingerprints.npz")
   assert "wrote" in out.stdout and "Uniqueness Score" in out.stdout
   assert out.stdout.count("training ") == 5  # base, 1 reference, 1 pruned, 2 innocents
+  # progress at the default verbosity: one line per interval (stderr is not a terminal),
+  # without orbax's INFO logs of the generation checkpoints (saved at 5, 10, 15)
+  assert "generating 20 ltrc fingerprints: 20/20 steps (100%)" in out.stderr
+  assert "training base-cnn_small: 44/44 steps (100%)" in out.stderr
+  assert "orbax" not in out.stderr.lower() and "\r" not in out.stderr
+  assert os.listdir(tmp_path / "generation") == []  # complete: checkpoints removed
   again = _run(tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "training " not in again.stdout  # everything restored
+  assert again.stdout.count("  restored ") == 5
 
 
 def test_bad_flag_is_a_clear_error(tmp_path):

@@ -2,8 +2,10 @@
 
 import io
 
+import jax
 import pytest
 
+from ucfp import fingerprint
 from ucfp.core import progress
 
 
@@ -16,6 +18,16 @@ class Terminal(io.StringIO):
 def progress_on(monkeypatch):
   monkeypatch.setattr(progress, "_enabled", True)
   monkeypatch.setattr(progress, "LOG_INTERVAL", 0.0)  # a line per update
+
+
+def test_generation_writes_whole_lines_to_a_log(tiny_config, cnn_model, progress_on, capsys):
+  tiny_config.method, tiny_config.num_fingerprints, tiny_config.steps = "c", 10, 12
+  fingerprint(cnn_model, tiny_config, key=jax.random.PRNGKey(0))
+  lines = capsys.readouterr().err.splitlines()
+  assert lines[0].startswith("generating 10 c fingerprints: 0/12 steps (0%)")
+  assert lines[1].startswith("generating 10 c fingerprints: 10/12 steps (83%)")  # every 10
+  assert lines[-1].startswith("generating 10 c fingerprints: 12/12 steps (100%)")
+  assert "step/s" in lines[-1] and "loss=" in lines[-1] and len(lines) == 3
 
 
 def test_training_bar_and_zoo_lines(tmp_path, digits, progress_on, capsys):
@@ -46,3 +58,10 @@ def test_a_terminal_gets_a_bar_and_nothing_when_off(monkeypatch):
     bar.update(5)
   progress.note("a note")
   assert quiet.getvalue() == ""
+
+
+def test_the_library_is_silent_by_default(tiny_config, cnn_model, capsys):
+  assert not progress.progress_enabled()
+  tiny_config.method, tiny_config.num_fingerprints, tiny_config.steps = "c", 10, 3
+  fingerprint(cnn_model, tiny_config, key=jax.random.PRNGKey(0))
+  assert capsys.readouterr() == ("", "")
