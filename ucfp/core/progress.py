@@ -33,7 +33,8 @@ def progress_enabled() -> bool:
 
 class LogLines(tqdm.tqdm):
   """A tqdm for logs: each display is one whole line (no bar, no carriage return), at
-  most one per `mininterval` seconds, and a last line with the final count at close."""
+  most one per `mininterval` seconds (the rate and ETA from a moving average over
+  these intervals, as tqdm's), and a last line at close with the average rate."""
 
   def display(self, msg=None, pos=None):
     if msg == "":  # tqdm clears a finished bar with an empty message: nothing to clear
@@ -46,8 +47,8 @@ class LogLines(tqdm.tqdm):
     pass
 
   def close(self):
-    if not self.disable and self.n != self.last_print_n:
-      self.display()
+    if not self.disable and self.n != self.last_print_n:  # the last line: the average rate
+      self.display(self.format_meter(**{**self.format_dict, "rate": None}))
     super().close()
 
 
@@ -85,7 +86,6 @@ def bar(
     leave=False,
     mininterval=LOG_INTERVAL,
     miniters=1,
-    smoothing=0,
     bar_format=_LOG_FORMAT,
     **kw,
   )
