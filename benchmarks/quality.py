@@ -39,6 +39,7 @@ from benchmarks.common import write_results  # noqa: E402
 from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
+from ucfp.core import progress  # noqa: E402
 from ucfp.core.fingerprints import Fingerprints  # noqa: E402
 from ucfp.core.generation import fingerprint  # noqa: E402
 from ucfp.evaluation.data import load_dataset  # noqa: E402
@@ -229,7 +230,13 @@ def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fing
   key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5EED)
   t = time.perf_counter()
   fps = fingerprint(
-    zoo.base.model, cfg, key=key, reference=refs, surrogates=surs, image_shape=image_shape
+    zoo.base.model,
+    cfg,
+    key=key,
+    reference=refs,
+    surrogates=surs,
+    image_shape=image_shape,
+    checkpoint_dir=os.path.join(workdir, "generation"),  # an interrupted method resumes
   )
   seconds = time.perf_counter() - t
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -240,13 +247,14 @@ def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fing
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  progress.show_progress()
   config = _CONFIG.value
   config.zoo.extended = _EXTENDED.value
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
   zoo = build_zoo(config, data, _WORKDIR.value)
   names = [n for n in (_METHODS.value or list(METHODS)) if n not in _SKIP.value]
   results, cache = {}, {}
-  for name in names:
+  for name in progress.bar(names, desc="methods", unit="method"):
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
     refs = _references(zoo, config.model, overrides.get("_base_refs"))
@@ -258,11 +266,10 @@ def main(argv):
     cache[name] = seconds
     results[name] = score_method(fps, zoo, seconds)
     r = results[name]
-    print(
+    progress.note(
       f"{name}: R {r['robustness']:.3f} T {r['transferability']:.3f} "
       f"US {r['uniqueness_score']:.3f} misses {r['misses']} false alarms {r['false_alarms']} "
-      f"({r['seconds']:.1f} s)",
-      flush=True,
+      f"({r['seconds']:.1f} s)"
     )
   results = {n: results[n] for n in METHODS if n in results}  # table order, however run
   best = max(

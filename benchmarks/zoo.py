@@ -19,6 +19,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from ucfp.core import progress  # noqa: E402
 from ucfp.evaluation.data import load_dataset  # noqa: E402
 from ucfp.evaluation.zoo import build_zoo  # noqa: E402
 
@@ -30,13 +31,16 @@ _KEEP = flags.DEFINE_bool("keep", False, "reuse the work directory instead of em
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  progress.show_progress()
   config, workdir = _CONFIG.value, _WORKDIR.value
   if not _KEEP.value and os.path.exists(workdir):
     shutil.rmtree(workdir)
   data = load_dataset(config.dataset, cache_dir=os.path.join(workdir, "data"))
+  progress.note(f"building the zoo in {workdir}")
   t = time.perf_counter()
   zoo = build_zoo(config, data, workdir)
   first = time.perf_counter() - t
+  progress.note("restoring it")
   t = time.perf_counter()
   again = build_zoo(config, data, workdir)
   second = time.perf_counter() - t

@@ -41,6 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.init_sigma = 0.15
   c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin
   c.early_stop_margin = 5.0
+  # Checkpoint the generation state every this many steps (0: never), so that a rerun
+  # resumes an interrupted run (under <workdir>/generation/ from the command line).
+  c.checkpoint_every = 50
 
   c.robust = ml_collections.ConfigDict()
   c.robust.num_variants = 8  # V variants per step (rc, ltrc)

@@ -31,10 +31,10 @@ def run_generate(workdir, *extra) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def tiny_job(tmp_path_factory):
-  """The main job on the tiny preset, run once per session from an empty work directory:
-  (workdir, its CompletedProcess). Tests may run it again there but must not break it."""
+  """The main job on the tiny preset, run once per session from an empty work directory
+  (checkpointing generation every 5 steps): (workdir, its CompletedProcess). Tests may run it again there but must not break it."""
   workdir = tmp_path_factory.mktemp("tiny-job")
-  out = run_generate(workdir)
+  out = run_generate(workdir, "--config.checkpoint_every=5")
   assert out.returncode == 0, out.stderr[-3000:]
   return workdir, out
 

@@ -41,9 +41,16 @@ def test_main_job_end_to_end_and_restore(tiny_job):
     assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 2000
     assert f"](figures/{name}.png)" in md
   assert out.stdout.count("training ") == 5  # base, 1 reference, 1 pruned, 2 innocents
+  # progress at the default verbosity: one line per interval (stderr is not a terminal),
+  # without orbax's INFO logs of the generation checkpoints (saved at 5, 10, 15)
+  assert "generating 20 ltrc fingerprints: 20/20 steps (100%)" in out.stderr
+  assert "training base-cnn_small: 44/44 steps (100%)" in out.stderr
+  assert "orbax" not in out.stderr.lower() and "\r" not in out.stderr
+  assert os.listdir(tmp_path / "generation") == []  # complete: checkpoints removed
   again = _run(tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "training " not in again.stdout  # everything restored
+  assert again.stdout.count("  restored ") == 5
 
 
 def test_bad_flag_is_a_clear_error(tmp_path):

@@ -1,4 +1,4 @@
-"""Generation sharded over 8 fake CPU devices equals the single-device result."""
+"""Generation sharded over 8 fake CPU devices equals the single-device result, and resumes."""
 
 import os
 import subprocess
@@ -35,6 +35,31 @@ c.shard = True
 grouped.append(fingerprint(model, c, key=key, reference=[ref]))
 assert grouped[1].meta["devices"] == 8 and grouped[1].meta["batching"] == "grouped"
 assert np.abs(grouped[1].x - grouped[0].x).max() <= 1e-5
+# Resumed on 8 devices (Adam: its step count is restored replicated) equals uninterrupted.
+import tempfile
+from ucfp.core import generation
+c = ltrc.get_config("tiny")
+c.method, c.num_fingerprints, c.steps, c.optimizer, c.checkpoint_every = "c", 16, 8, "adam", 4
+whole = fingerprint(model, c, key=key, reference=[ref])
+real, folder = generation.compiled_step, tempfile.mkdtemp()
+def interrupted(*args):
+  step, ran = real(*args), [0]
+  def run(*a):
+    ran[0] += 1
+    if ran[0] > 6:
+      raise KeyboardInterrupt
+    return step(*a)
+  return run
+generation.compiled_step = interrupted
+try:
+  fingerprint(model, c, key=key, reference=[ref], checkpoint_dir=folder)
+  raise AssertionError("not interrupted")
+except KeyboardInterrupt:
+  pass
+generation.compiled_step = real
+resumed = fingerprint(model, c, key=key, reference=[ref], checkpoint_dir=folder)
+assert resumed.meta["resumed_from"] == 4 and resumed.meta["devices"] == 8, resumed.meta
+np.testing.assert_array_equal(resumed.x, whole.x)
 print("OK")
 """
 

@@ -6,6 +6,7 @@ Fingerprinting of Neural Networks" (Wang et al., IJCAI 2021, arXiv 2105.07078).
 
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.generation import fingerprint
+from ucfp.core.progress import show_progress
 from ucfp.core.scoring import (
   UniquenessReport,
   Verdict,
@@ -24,6 +25,7 @@ __all__ = [
   "fingerprint",
   "match_rate",
   "null_rate_upper_bound",
+  "show_progress",
   "uniqueness_score",
   "verify",
 ]

@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 from ucfp import pipeline
 from ucfp.cli_errors import fail, parse_flags
+from ucfp.core import progress
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file: configs/{c,rc,ltrc}.py[:preset].", lock_config=True
@@ -31,6 +32,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if config.distributed:
     jax.distributed.initialize()
+  # bars on a terminal, one line per interval in logs; from one process of several
+  progress.show_progress(jax.process_index() == 0)
   logging.info(
     "JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(), jax.process_count()
   )

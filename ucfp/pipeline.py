@@ -116,6 +116,7 @@ def run(config, workdir: str) -> dict:
     reference=[m.model for m in zoo.reference],
     surrogates=[m.model for m in zoo.surrogate],
     image_shape=data.info.image_shape,
+    checkpoint_dir=os.path.join(workdir, "generation"),
   )
   seconds["generate"] = time.perf_counter() - t
   print(

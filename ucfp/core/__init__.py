@@ -10,7 +10,8 @@ nothing of data sets, training or the evaluation zoo: this package never imports
   the mask arithmetic) and the strategies that batch them.
 - `spectral`: the LTRC high-pass filter as an optax transformation.
 - `spec`, `step`, `generation`: the generation settings, the pure generation step,
-  and `fingerprint`, which runs it (sharded by `sharding`).
+  and `fingerprint`, which runs it (sharded by `sharding`, checkpointed by `resume`,
+  its progress shown by `progress`).
 - `fingerprints`, `scoring`: the fingerprint file; match rate, Uniqueness Score and
   the binomial verification test.
 """

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
-from ucfp.core import prune
+from ucfp.core import progress, prune
 from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.resume import Checkpoints, run_id
 from ucfp.core.sharding import example_sharding, place
 from ucfp.core.spec import GenSpec  # noqa: F401 - re-exported
 from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public names
@@ -95,6 +95,7 @@ def fingerprint(
   labels: np.ndarray | None = None,
   image_shape: Sequence[int] | None = None,
   prunable: prune.Prunable | None = None,
+  checkpoint_dir: str | None = None,
 ) -> Fingerprints:
   """Generates characteristic examples of `model`.
 
@@ -111,6 +112,11 @@ def fingerprint(
       `model.variables`: the conv and dense kernels that variants (rc, ltrc) prune and
       perturb. Default `ucfp.core.prune.is_prunable`: leaves named `kernel`, `w` or
       `weight` with ndim >= 2, also behind an NNX `.value`.
+    checkpoint_dir: where to checkpoint the run every `config.checkpoint_every` steps
+      (None or `checkpoint_every=0`: no checkpoints), in a subfolder named by a hash
+      of everything that determines the result (`ucfp.core.resume.run_id`). A rerun
+      with the same inputs resumes from the latest checkpoint and gives bit-identical
+      fingerprints; the subfolder is removed once the fingerprints are complete.
 
   Returns:
     :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,).
@@ -170,25 +176,31 @@ def fingerprint(
     )
   state = (jnp.copy(x0), make_optimizer(spec).init(x0))
   step = compiled_step(spec, model.apply_fn, ref_fns, sur_fns)
+  args = (x0, y_dev, variables, ref_vars, sur_vars, sorted_abs)
   min_margin = functools.partial(min_margin_fn(model.apply_fn), variables, y=y_dev)
-  start, losses, steps_run = time.perf_counter(), [], 0
-  for t in range(int(config.steps)):
-    state, loss = step(
-      state, x0, y_dev, variables, ref_vars, sur_vars, sorted_abs, jax.random.fold_in(k_steps, t)
+  start, losses, first = time.perf_counter(), [], 0
+  ckpt = None
+  if checkpoint_dir is not None and config.checkpoint_every > 0:
+    used = (reference if ref_fns else (), surrogates if sur_fns else ())
+    run = run_id(config, shape, model, *used, key, y, flags)
+    ckpt = Checkpoints(checkpoint_dir, run, int(config.checkpoint_every), int(config.steps))
+    restored = ckpt.restore(state, None if sh is None else sh.replicated)
+    if restored is not None:
+      first, state, losses = restored
+      progress.note(f"  resuming generation at step {first}/{config.steps} ({ckpt.directory})")
+  bar = progress.bar(
+    total=int(config.steps), initial=first, desc=f"generating {n} {spec.method} fingerprints"
+  )
+  completed = False
+  try:
+    state, steps_run, margin = _run_steps(
+      step, state, args, k_steps, min_margin, config, first, losses, ckpt, bar
     )
-    losses.append(loss)
-    steps_run = t + 1
-    if t % 10 == 9 or t == config.steps - 1:
-      recent = np.asarray(jnp.stack(losses[-10:]))
-      if not np.all(np.isfinite(recent)):
-        bad = t - len(recent) + 1 + int(np.argmin(np.isfinite(recent)))
-        raise FloatingPointError(f"fingerprint: loss is NaN/inf at step {bad}")
-      if config.early_stop or t == config.steps - 1:  # read by early stop and the report
-        margin = float(min_margin(state[0]))
-        if config.early_stop and margin >= config.early_stop_margin:
-          break
-      if t % 100 == 99:
-        logging.info("fingerprint step %d/%d loss %.4f", t + 1, config.steps, float(recent[-1]))
+    completed = True
+  finally:
+    bar.close()
+    if ckpt is not None:
+      ckpt.close(completed)
   x = np.asarray(state[0])
   seconds = time.perf_counter() - start
   meta = {
@@ -200,6 +212,7 @@ def fingerprint(
     "reference": [r.name for r in reference] if ref_fns else [],
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
     "steps_run": steps_run,
+    "resumed_from": first,
     "final_loss": float(losses[-1]),
     "min_margin": margin,
     "seconds": seconds,
@@ -207,3 +220,36 @@ def fingerprint(
     "devices": 1 if sh is None else sh.num_devices,
   }
   return Fingerprints(x, y, meta)
+
+
+def _run_steps(step, state, args, k_steps, min_margin, config, first, losses, ckpt, bar):
+  """Steps `first` .. T-1 of generation (T = config.steps), or until early stopping.
+
+  Step t uses the key `fold_in(k_steps, t)`. Every 10 steps and at the last: stops on a
+  NaN/inf loss (naming the step), reads the base model's minimum margin when early
+  stopping needs it (and at the last step, for the report), and updates the progress
+  bar. `losses` (the losses of the steps before `first`) is extended in place;
+  `ckpt` (or None) saves the state every `checkpoint_every` steps.
+
+  Returns:
+    (the final state, the number of steps run in all, the last minimum margin read).
+  """
+  steps, margin, steps_run = int(config.steps), float("nan"), first
+  for t in range(first, steps):
+    state, loss = step(state, *args, jax.random.fold_in(k_steps, t))
+    losses.append(loss)
+    steps_run = t + 1
+    if t % 10 == 9 or t == steps - 1:
+      recent = np.asarray(jnp.stack(losses[-10:]))
+      if not np.all(np.isfinite(recent)):
+        bad = t - len(recent) + 1 + int(np.argmin(np.isfinite(recent)))
+        raise FloatingPointError(f"fingerprint: loss is NaN/inf at step {bad}")
+      bar.set_postfix(loss=float(recent[-1]), refresh=False)
+      bar.update(steps_run - bar.n)
+      if config.early_stop or t == steps - 1:  # read by early stop and the report
+        margin = float(min_margin(state[0]))
+        if config.early_stop and margin >= config.early_stop_margin:
+          break
+    if ckpt is not None:
+      ckpt.save(steps_run, state, losses)
+  return state, steps_run, margin

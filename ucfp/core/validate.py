@@ -60,6 +60,11 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _choice(config.init, INITS, "init")
   number(config.init_sigma, "init_sigma", 0)
   number(config.early_stop_margin, "early_stop_margin")
+  every = config.checkpoint_every
+  if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+    raise ValueError(
+      f"config.checkpoint_every={every!r} must be a non-negative integer (0: no checkpoints)"
+    )
   if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
     raise ValueError(f"config.seed={config.seed!r} must be a non-negative integer")
   for flag in ("early_stop", "shard"):

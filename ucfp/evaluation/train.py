@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 
 import flax.linen as nn
 import jax
@@ -16,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ucfp.core import prune
+from ucfp.core import progress, prune
 from ucfp.evaluation.models import init_variables
 
 
@@ -134,7 +133,6 @@ def train(
   masks=None,
   name: str = "model",
   chunk: int = 100,
-  report_every: float = 15.0,
 ):
   """Trains `module` on images x (n, H, W, C) and labels y (n,); returns its variables.
 
@@ -144,9 +142,8 @@ def train(
     x, y: the full training arrays; `indices` selects the subset used.
     init: variables to start from (fine-tuning); fresh initialisation if None.
     masks: a mask pytree over the *variables*; kernels stay exactly zero where 0.
-    name: for progress logs.
+    name: for the progress bar (`ucfp.core.progress`, shown when switched on).
     chunk: steps per compiled chunk.
-    report_every: seconds between progress lines (steps/s and ETA).
   """
   indices = np.arange(len(x)) if indices is None else np.asarray(indices)
   stream = _index_stream(len(x), indices, spec)
@@ -163,23 +160,16 @@ def train(
   state = (params, stats, tx.init(params))
   x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
   chunk = max(1, min(chunk, total))
-  start = time.perf_counter()
-  last_report = 0.0
-  for i, s in enumerate(range(0, total, chunk)):
-    state, losses = run(
-      state, x_dev, y_dev, stream[s : s + chunk], param_masks, jax.random.fold_in(aug_key, i)
-    )
-    done = min(s + chunk, total)
-    if report_every < float("inf"):
-      losses.block_until_ready()  # dispatch is asynchronous: time what has really run
-    elapsed = time.perf_counter() - start
-    if done < total and elapsed - last_report > report_every:
-      last_report = elapsed
-      rate = done / elapsed
-      print(
-        f"    {name}: step {done}/{total} loss {float(losses[-1]):.4f}, "
-        f"{rate:.1f} steps/s, ETA {(total - done) / rate:.0f} s",
-        flush=True,
+  bar = progress.bar(total=total, desc=f"  training {name}", leave=False)
+  try:
+    for i, s in enumerate(range(0, total, chunk)):
+      state, losses = run(
+        state, x_dev, y_dev, stream[s : s + chunk], param_masks, jax.random.fold_in(aug_key, i)
       )
+      if not bar.disable:  # dispatch is asynchronous: count the steps that have really run
+        bar.set_postfix(loss=float(losses[-1]), refresh=False)
+        bar.update(min(s + chunk, total) - bar.n)
+  finally:
+    bar.close()
   params, stats, _ = state
   return {"params": params, **stats}

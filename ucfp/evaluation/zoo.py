@@ -14,9 +14,8 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-from absl import logging
 
-from ucfp.core import prune
+from ucfp.core import progress, prune
 from ucfp.core.types import Model
 from ucfp.evaluation.data import Dataset, split_halves
 from ucfp.evaluation.derived import channel_prune_masks, quantize_int8
@@ -134,13 +133,13 @@ class ZooBuilder:
     cached = self.store.restore(name, key, abstract)
     if cached is not None:
       variables, record = cached
-      logging.info("restored %s (test accuracy %.4f)", name, record["test_accuracy"])
+      progress.note(f"  restored {name} (test accuracy {record['test_accuracy']:.4f})")
       zm = ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate)
       zm.built_seconds = float(record.get("train_seconds", 0.0))
       return zm, key
     indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
     start = time.perf_counter()
-    print(f"  training {name} ({spec.arch}, {spec.epochs} epochs)...", flush=True)
+    progress.note(f"  training {name} ({spec.arch}, {spec.epochs} epochs)...")
     variables = train(
       module,
       spec,
@@ -164,7 +163,7 @@ class ZooBuilder:
       "sparsity": prune.sparsity(variables),
     }
     self.store.save(name, key, variables, record)
-    print(f"  {name}: test accuracy {acc:.4f} ({seconds:.1f} s)", flush=True)
+    progress.note(f"  {name}: test accuracy {acc:.4f} ({seconds:.1f} s)")
     return ZooModel(Model(apply_fn, variables, name), kind, acc, rate, seconds, "", seconds), key
 
   def base(self) -> tuple[ZooModel, str]:
