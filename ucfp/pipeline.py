@@ -41,6 +41,8 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     e = owned(m)
     if m.rate is not None:
       e["rate"] = m.rate
+    if m.attack:  # a derived copy: its attack, and whether it kept the base's accuracy
+      e["attack"], e["useful"] = m.attack, m.useful
     return {**e, **verdict(m.name)}
 
   r = float(np.mean([rates[m.name] for m in zoo.pruned]))
@@ -72,7 +74,8 @@ def format_table(report: dict) -> str:
   for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
       p = f"{e['p_value']:.2g}" if "p_value" in e else ""
-      rows.append((e["name"], kind, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
+      label = kind if e.get("useful", True) else f"{kind} (not useful)"
+      rows.append((e["name"], label, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
