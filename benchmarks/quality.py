@@ -17,7 +17,7 @@ TPR at 1% FPR of the match rate as a derived-vs-innocent score (all useful deriv
 copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
-and p-value. Writes benchmarks/results/quality-<tag>.json and .md.
+and p-value. Writes benchmarks/results/quality-<tag>.json, .md, -figures/.
 
 Resumable: every model is cached in the work directory, and so is every method's
 fingerprint set (under a hash of its config, base model and references), so an
@@ -41,7 +41,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
-from benchmarks.quality_report import markdown, score_method, zoo_table  # noqa: E402
+from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.core.fingerprints import Fingerprints  # noqa: E402
@@ -349,6 +349,7 @@ def main(argv):
     },
     md,
   )
+  paths = [*paths, *write_figures(paths[0])]
   print(md)
   print("wrote", *paths)
 

@@ -1,11 +1,28 @@
 """Scores and tables of benchmarks/quality.py: per-method R, T, US, ROC AUC, TPR at 1%
-FPR, misses and false alarms, and the markdown report."""
+FPR, misses and false alarms, the markdown report, and its figures.
+
+    python benchmarks/quality_report.py benchmarks/results/quality-<tag>.json
+
+draws the figures of an existing results file into quality-<tag>-figures/.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+
 import numpy as np
 
-from ucfp.pipeline import evaluate
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import provenance  # noqa: E402
+from ucfp.core.io import atomic_write_bytes  # noqa: E402
+from ucfp.evaluation import figures  # noqa: E402
+from ucfp.pipeline import evaluate  # noqa: E402
+
+# The methods of the paper's figure (and ucfp's default); ablations are left out.
+FIGURE_METHODS = ("c", "rc", "ltrc_paper", "ucfp")
 
 
 def roc_auc(pos, neg) -> float:
@@ -40,6 +57,7 @@ def score_method(fps, zoo, seconds) -> dict:
         "p_value": e["p_value"],
         "derived": e["derived"],
         **({"attack": e["attack"], "useful": e["useful"]} if "attack" in e else {}),
+        **({"rate": e["rate"]} if "rate" in e else {}),
       }
   return {
     "robustness": rep["robustness"],
@@ -89,3 +107,75 @@ def zoo_table(zoo) -> str:
     f"| {m.name} | {m.kind} | {m.test_accuracy:.4f} | {m.built_seconds:.0f} |" for m in zoo.all()
   ]
   return "| model | kind | test acc | train seconds |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def _as_report(result: dict, n: int) -> dict:
+  """One method's results as a report dict of `ucfp.evaluation.figures`."""
+  rep = {"num_fingerprints": n, "pruned": [], "derived": [], "unassociated": []}
+  for name, e in result["per_model"].items():
+    entry = {"name": name, **e}
+    if e["kind"] == "pruned" and "rate" not in entry:  # results from before rates were kept
+      entry["rate"] = float(name.rsplit("-", 1)[1])
+    rep[e["kind"]].append(entry)
+  return rep
+
+
+def write_figures(json_path: str) -> list[str]:
+  """Draws a quality results file's figures into quality-<tag>-figures/ beside it, and a
+  report.md there: match rate vs pruning rate and ROC per method (FIGURE_METHODS), and
+  every model's match rate under the best method. Returns the paths written."""
+  q = json.load(open(json_path))
+  folder = json_path[: -len(".json")] + "-figures"
+  results, n, best = q["methods"], int(q["num_fingerprints"]), q["best"]
+  tag = os.path.basename(json_path)[len("quality-") : -len(".json")]
+  methods = [m for m in FIGURE_METHODS if m in results] or list(results)
+  reps = {m: _as_report(results[m], n) for m in set(methods) | {best}}
+  path = {k: os.path.join(folder, f"{k}.png") for k in ("match_vs_prune", "roc", "match_rates")}
+  figures.match_vs_prune_figure(
+    {m: figures.prune_curve(reps[m]) for m in methods},
+    path["match_vs_prune"],
+    title=f"Robustness to pruning: {tag}",
+  )
+  figures.roc_figure(
+    {m: figures.roc_scores(reps[m]) for m in methods},
+    path["roc"],
+    title=f"Derived copies vs innocents: {tag}",
+  )
+  figures.match_rates_figure(
+    reps[best], path["match_rates"], title=f"Match rate per model: {best} on {tag}"
+  )
+  prov = provenance()
+  md = "\n".join(
+    [
+      f"# Fingerprint quality figures: {q['dataset']}",
+      "",
+      f"From `{os.path.basename(json_path)}` (command `{q['command']}`, commit "
+      f"`{q['commit']}`); methods: {', '.join(methods)}. Drawn by `{prov['command']}` at "
+      f"commit `{prov['commit']}`.",
+      "",
+      "![match rate vs pruning rate](match_vs_prune.png)",
+      "",
+      "Match rate of the magnitude-pruned, fine-tuned copies against their pruning rate, one "
+      "line per method (the paper's robustness figure), with each method's innocents' mean "
+      "match rate dotted.",
+      "",
+      "![ROC](roc.png)",
+      "",
+      "The match rate as a score of derived copies (pruned and other derived) vs innocents, "
+      "one ROC curve per method (overlapping curves have the same AUC).",
+      "",
+      "![match rate per model](match_rates.png)",
+      "",
+      f"Every model's match rate under `{best}`, the best method; the dashed line is where "
+      "`verify` (alpha = 1e-3, null rate = 95% upper bound on the innocents' mean) flips.",
+      "",
+    ]
+  )
+  md_path = os.path.join(folder, "report.md")
+  atomic_write_bytes(md_path, md.encode())
+  return [*path.values(), md_path]
+
+
+if __name__ == "__main__":
+  for arg in sys.argv[1:]:
+    print("wrote", *write_figures(arg))

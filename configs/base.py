@@ -7,6 +7,8 @@ A local image folder: `--config.dataset=imagefolder:/path/to/folder_or.tar.gz`
 (with `--config.image_shape='(H, W, C)'` if the preset's shape differs).
 """
 
+import difflib
+
 import ml_collections
 
 PRESETS = ("digits", "cifar10", "mnist", "tiny")
@@ -15,7 +17,9 @@ PRESETS = ("digits", "cifar10", "mnist", "tiny")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   preset = arg or "digits"
   if preset not in PRESETS:
-    raise ValueError(f"config preset {preset!r} is not one of {', '.join(PRESETS)}")
+    near = difflib.get_close_matches(preset, PRESETS, n=1)
+    hint = f" (nearest: {near[0]})" if near else ""
+    raise ValueError(f"config preset {preset!r} is not one of {', '.join(PRESETS)}{hint}")
   c = ml_collections.ConfigDict()
 
   # --- What to run.

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny models and configs so the suite stays fast on 2 CPU cores."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -11,6 +13,30 @@ from ucfp.evaluation.data import load_digits
 from ucfp.evaluation.models import get_module, inference_apply, init_variables
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_generate(workdir, *extra) -> subprocess.CompletedProcess:
+  """`python -m ucfp.generate --config=configs/ltrc.py:tiny --workdir=workdir ...`."""
+  cmd = [
+    sys.executable,
+    "-m",
+    "ucfp.generate",
+    "--config=configs/ltrc.py:tiny",
+    f"--workdir={workdir}",
+    *extra,
+  ]
+  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_job(tmp_path_factory):
+  """The main job on the tiny preset, run once per session from an empty work directory:
+  (workdir, its CompletedProcess). Tests may run it again there but must not break it."""
+  workdir = tmp_path_factory.mktemp("tiny-job")
+  out = run_generate(workdir)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, out
 
 
 @pytest.fixture(scope="session")

@@ -263,3 +263,22 @@ def test_zoo_caches_derived_copies_and_flags_useless_ones(tmp_path, digits):
     strict=True,
   ):
     np.testing.assert_array_equal(a, b)
+
+
+def test_useless_copies_are_no_positives_in_figures_and_report():
+  from ucfp.evaluation import figures, report_md
+
+  copy = lambda name, m, useful: {"name": name, "test_accuracy": 0.5, "match_rate": m,
+                                  "p_value": 0.5, "derived": False, "attack": "x", "useful": useful}  # fmt: skip
+  rep = {
+    "method": "ltrc", "dataset": "digits", "num_fingerprints": 10, "robustness": 1.0,
+    "transferability": 0.0, "uniqueness_score": 1.0, "fingerprints": "fp.npz",
+    "base": {"name": "base", "test_accuracy": 0.9, "match_rate": 1.0},
+    "pruned": [copy("pruned-0.5", 1.0, True)],
+    "derived": [copy("noise-50", 0.1, False), copy("quant", 0.9, True)],
+    "unassociated": [copy("innocent", 0.0, True)],
+  }  # fmt: skip
+  assert figures.roc_scores(rep) == ([1.0, 0.9], [0.0])
+  text = report_md.markdown(rep, {})
+  assert "0 of 2 derived copies flagged (1 not useful, no theft)" in text
+  assert "| noise-50 | derived (not useful) |" in text

@@ -59,6 +59,35 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
   )
   again = json.load(open(tmp_path / "results" / "quality-digits.json"))
   assert again["methods"]["c"] == q["methods"]["c"]
+  figs = sorted(os.listdir(tmp_path / "results" / "quality-digits-figures"))
+  assert figs == ["match_rates.png", "match_vs_prune.png", "report.md", "roc.png"]
+  assert q["methods"]["ucfp"]["per_model"]["pruned-0.5"]["rate"] == 0.5
+
+
+def test_quality_figures_from_committed_results(tmp_path):
+  """The figures of a results file written before pruning rates were stored (read from
+  the copies' names), for the paper's methods only (no ablations)."""
+  sys.path.insert(0, ROOT)
+  from benchmarks import quality_report
+
+  src = os.path.join(ROOT, "benchmarks", "results", "quality-digits.json")
+  q = json.load(open(src))
+  assert "rate" not in q["methods"]["ucfp"]["per_model"]["pruned-0.3"]
+  dst = tmp_path / "quality-digits.json"
+  dst.write_text(json.dumps(q))
+  paths = quality_report.write_figures(str(dst))
+  assert [os.path.basename(p) for p in paths] == [
+    "match_vs_prune.png",
+    "roc.png",
+    "match_rates.png",
+    "report.md",
+  ]
+  for p in paths[:3]:
+    assert open(p, "rb").read(4) == b"\x89PNG"
+  md = open(paths[3]).read()
+  assert "methods: c, rc, ltrc_paper, ucfp." in md and "ucfp_v2" not in md
+  curve = quality_report.figures.prune_curve(quality_report._as_report(q["methods"]["c"], 100))
+  assert curve["rates"] == [0.3, 0.5, 0.7, 0.9]
 
 
 def test_speed_benchmark_one_configuration(tmp_path):

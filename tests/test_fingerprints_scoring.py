@@ -76,7 +76,7 @@ def test_match_rate_models_and_callables():
   assert match_rate(fp, lambda x: scores) == pytest.approx(0.7)
   model = Model(lambda v, x: v[labels], np.eye(10, dtype=np.float32), "m")
   assert match_rate(fp, model) == pytest.approx(0.7)
-  with pytest.raises(ValueError, match="suspect returned shape"):
+  with pytest.raises(ValueError, match=r"suspect returned shape \(5,\); expected"):
     match_rate(fp, lambda x: labels[:5])
 
 
@@ -113,3 +113,72 @@ def test_verify():
   assert not v.derived and v.p_value == 1.0
   with pytest.raises(ValueError, match="null_rate"):
     verify(fp, lambda x: fp.y, null_rate=1.5)
+
+
+def test_load_of_a_file_that_is_not_a_zip_never_suggests_pickle(tmp_path):
+  for name, data in [("text.npz", b"hello, not a fingerprint file\n"), ("empty.npz", b"")]:
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ValueError, match="is not a ucfp fingerprint file") as e:
+      Fingerprints.load(str(tmp_path / name))
+    assert "pickle" not in str(e.value)
+  np.save(tmp_path / "array.npy", np.zeros(3))  # an .npy, not an .npz
+  with pytest.raises(ValueError, match="not a ucfp fingerprint file"):
+    Fingerprints.load(str(tmp_path / "array.npy"))
+  np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object), y=1, meta=1, sha256=1)
+  with pytest.raises(ValueError, match="not a valid ucfp fingerprint file") as e:
+    Fingerprints.load(str(tmp_path / "objects.npz"))
+  assert "pickle" not in str(e.value)
+
+
+def test_num_classes_comes_from_meta():
+  fp = _fps(n=10)
+  assert fp.num_classes is None
+  assert Fingerprints(fp.x, fp.y, {"num_classes": 12}).num_classes == 12
+
+
+@pytest.mark.parametrize(
+  "suspect,message",
+  [
+    (lambda x: np.ones((len(x), 1)), r"returned \(10, 1\) scores; the fingerprints need 10"),
+    (lambda x: np.ones((len(x), 12)), r"returned \(10, 12\) scores; the fingerprints need 10"),
+    (lambda x: np.full(len(x), 2.7), r"returned float64 labels \(e\.g\. 2\.7\)"),
+    (lambda x: np.full(len(x), np.inf), r"returned float64 labels \(e\.g\. inf\)"),
+    (lambda x: np.ones(len(x), bool), r"returned bool labels"),
+    (lambda x: np.full(len(x), 10), r"returned label 10; labels must be in \[0, 10\)"),
+    (lambda x: np.full(len(x), -1), r"returned label -1; labels must be in \[0, 10\)"),
+    (Model(lambda v, x: x[:, 0, 0, 0] * v, 1.0, "flat"), r"model 'flat' returned shape \(10,\)"),
+  ],
+  ids=["1-class", "12-class", "float", "inf", "bool", "10", "-1", "model-(N,)"],
+)
+def test_suspect_outputs_that_do_not_fit_are_one_line_errors(suspect, message):
+  fp = _fps(n=10)
+  fp = Fingerprints(fp.x, fp.y, {"num_classes": 10})
+  for score in (lambda: match_rate(fp, suspect), lambda: verify(fp, suspect, null_rate=0.1)):
+    with pytest.raises(ValueError, match=message) as e:
+      score()
+    assert "\n" not in str(e.value)
+
+
+def test_suspect_checks_without_a_recorded_class_count():
+  fp = _fps(n=10)  # no num_classes in meta: K >= max(y) + 1 = 10
+  assert match_rate(fp, lambda x: np.eye(11)[fp.y]) == 1.0  # 11 classes may be right
+  assert match_rate(fp, lambda x: fp.y.astype(np.float32)) == 1.0  # integral floats
+  with pytest.raises(ValueError, match=r"returned \(10, 9\) scores; the fingerprints need >= 10"):
+    match_rate(fp, lambda x: np.eye(9)[fp.y % 9])
+  with pytest.raises(ValueError, match=r"returned label -3; labels must be >= 0"):
+    match_rate(fp, lambda x: fp.y - 3)
+
+
+@pytest.mark.parametrize(
+  "rates,n,message",
+  [
+    ([0.1, 1.5], 100, r"match_rates must be in \[0, 1\]"),
+    ([-0.1], 100, r"match_rates must be in \[0, 1\]"),
+    ([float("nan")], 100, r"match_rates must be in \[0, 1\]"),
+    ([0.1], 0, r"n=0 must be a positive integer"),
+    ([0.1], 2.5, r"n=2\.5 must be a positive integer"),
+  ],
+)
+def test_null_rate_upper_bound_rejects_bad_input(rates, n, message):
+  with pytest.raises(ValueError, match=message):
+    null_rate_upper_bound(rates, n)

@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_generate as _run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {
   "method",
   "dataset",
@@ -24,22 +22,9 @@ KEYS = {
 }
 
 
-def _run(workdir, *extra):
-  cmd = [
-    sys.executable,
-    "-m",
-    "ucfp.generate",
-    "--config=configs/ltrc.py:tiny",
-    f"--workdir={workdir}",
-    *extra,
-  ]
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
 @pytest.mark.slow
-def test_main_job_end_to_end_and_restore(tmp_path):
-  out = _run(tmp_path)
-  assert out.returncode == 0, out.stderr[-3000:]
+def test_main_job_end_to_end_and_restore(tiny_job):
+  tmp_path, out = tiny_job  # the first run, from an empty work directory
   report = json.load(open(tmp_path / "report.json"))
   assert KEYS <= set(report)
   assert report["method"] == "ltrc" and report["num_fingerprints"] == 20
@@ -50,6 +35,11 @@ def test_main_job_end_to_end_and_restore(tmp_path):
   )
   assert os.path.exists(tmp_path / "fingerprints.npz")
   assert "wrote" in out.stdout and "Uniqueness Score" in out.stdout
+  assert f"wrote {tmp_path / 'report.md'} with 5 figures" in out.stdout
+  md = open(tmp_path / "report.md").read()
+  for name in ("match_rates", "match_vs_prune", "roc", "fingerprints", "spectrum"):
+    assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 2000
+    assert f"](figures/{name}.png)" in md
   assert out.stdout.count("training ") == 5  # base, 1 reference, 1 pruned, 2 innocents
   again = _run(tmp_path)
   assert again.returncode == 0, again.stderr[-3000:]
@@ -58,7 +48,7 @@ def test_main_job_end_to_end_and_restore(tmp_path):
 
 def test_bad_flag_is_a_clear_error(tmp_path):
   out = _run(tmp_path, "--config.method=xc")
-  assert out.returncode != 0
+  assert out.returncode == 2
   assert "config.method='xc' is not one of c, rc, ltrc" in out.stderr
   assert not os.path.exists(tmp_path / "models")  # nothing computed or written
 
@@ -82,3 +72,33 @@ def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
     jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
   )
   assert any(not np.array_equal(a, b) for a, b in pairs)
+
+
+def test_table_has_a_derived_column_and_no_trailing_spaces():
+  from ucfp.pipeline import format_table
+
+  def e(name, match, **verdict):
+    return {"name": name, "test_accuracy": 0.9, "match_rate": match, **verdict}
+
+  report = {
+    "base": e("cnn_small-0", 1.0),
+    "reference": [e("mlp-1002", 0.0)],
+    "pruned": [e("pruned-0.5", 1.0, rate=0.5, p_value=1e-20, derived=True)],
+    "unassociated": [e("mlp-103", 0.05, p_value=0.6, derived=False)],
+    "robustness": 1.0,
+    "transferability": 0.05,
+    "uniqueness_score": 0.95,
+  }
+  lines = format_table(report).splitlines()
+  assert lines[0].split() == ["model", "kind", "test", "acc", "match", "p-value", "derived"]
+  cells = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+  assert cells == {
+    "cnn_small-0": ["base", "0.9000", "1.00", "-", "-"],
+    "mlp-1002": ["reference", "0.9000", "0.00", "-", "-"],
+    "pruned-0.5": ["pruned", "0.9000", "1.00", "1e-20", "yes"],
+    "mlp-103": ["unassociated", "0.9000", "0.05", "0.6", "no"],
+  }
+  assert all(line == line.rstrip() for line in lines)
+  # without evaluation (config.evaluate=false) the report has no match rates
+  only_base = format_table({"base": {"name": "cnn_small-0", "test_accuracy": 0.9}})
+  assert only_base.splitlines()[-1].split() == ["cnn_small-0", "base", "0.9000", "-", "-", "-"]

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ucfp import pipeline
+from ucfp.cli_errors import fail, parse_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file: configs/{c,rc,ltrc}.py[:preset].", lock_config=True
@@ -24,10 +23,10 @@ _WORKDIR = flags.DEFINE_string(
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    fail(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
   if config is None:
-    raise app.UsageError("--config is required, e.g. --config=configs/ltrc.py")
+    fail("--config is required, e.g. --config=configs/ltrc.py")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if config.distributed:
@@ -38,8 +37,8 @@ def main(argv):
   try:
     pipeline.run(config, _WORKDIR.value)
   except ValueError as e:
-    sys.exit(f"ucfp.generate: error: {e}")
+    fail(str(e))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

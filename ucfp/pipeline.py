@@ -14,6 +14,7 @@ from ucfp.core.generation import fingerprint
 from ucfp.core.io import atomic_write_json
 from ucfp.evaluation.checks import validate_config
 from ucfp.evaluation.data import load_dataset
+from ucfp.evaluation.report_md import write_report
 from ucfp.evaluation.zoo import Zoo, build_zoo
 
 
@@ -61,23 +62,21 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
 
 
 def format_table(report: dict) -> str:
-  rows = [("model", "kind", "test acc", "match", "p-value")]
-  rows.append(
-    (
-      report["base"]["name"],
-      "base",
-      f"{report['base']['test_accuracy']:.4f}",
-      f"{report['base']['match_rate']:.2f}",
-      "",
-    )
-  )
+  """The report as a text table: one row per model, `-` where a cell does not apply (the
+  owner's models get no verdict; without evaluation no match rates), no trailing spaces."""
+
+  def row(e, kind):
+    p = f"{e['p_value']:.2g}" if "p_value" in e else "-"
+    derived = ("yes" if e["derived"] else "no") if "derived" in e else "-"
+    match = f"{e['match_rate']:.2f}" if "match_rate" in e else "-"
+    return (e["name"], kind, f"{e['test_accuracy']:.4f}", match, p, derived)
+
+  rows = [("model", "kind", "test acc", "match", "p-value", "derived"), row(report["base"], "base")]
   for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
-      p = f"{e['p_value']:.2g}" if "p_value" in e else ""
-      label = kind if e.get("useful", True) else f"{kind} (not useful)"
-      rows.append((e["name"], label, f"{e['test_accuracy']:.4f}", f"{e['match_rate']:.2f}", p))
+      rows.append(row(e, kind if e.get("useful", True) else f"{kind} (not useful)"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
   if "uniqueness_score" in report:
     lines.append(
@@ -151,4 +150,11 @@ def run(config, workdir: str) -> dict:
     report_path = os.path.join(workdir, "report.json")
     atomic_write_json(report_path, report)
     print(f"wrote {fp_path}\nwrote {report_path}", flush=True)
+    t = time.perf_counter()
+    md_path, figs = write_report(report, fps.x, fps.y, workdir)
+    print(
+      f"wrote {md_path} with {len(figs)} figures in {os.path.join(workdir, 'figures')} "
+      f"({time.perf_counter() - t:.1f} s)",
+      flush=True,
+    )
   return report

@@ -13,6 +13,7 @@ import numpy as np
 from ucfp.core.io import atomic_write_npz
 
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
 
 
 def _digest(x: np.ndarray, y: np.ndarray, meta_json: str) -> str:
@@ -67,6 +68,9 @@ class Fingerprints:
     """
     if not os.path.isfile(path):
       raise FileNotFoundError(f"no fingerprint file at {path!r}")
+    with open(path, "rb") as f:
+      if f.read(4) != ZIP_MAGIC:  # else numpy tries it as a pickle and says so
+        raise ValueError(f"{path!r} is not a ucfp fingerprint file (not an .npz archive)")
     try:
       with np.load(path, allow_pickle=False) as z:
         missing = {"x", "y", "meta", "sha256"} - set(z.files)
@@ -76,10 +80,17 @@ class Fingerprints:
         meta_json, stored = str(z["meta"]), str(z["sha256"])
       meta = json.loads(meta_json)
     except Exception as e:  # noqa: BLE001 - any failure to parse is a corrupt file
-      raise ValueError(f"{path!r} is not a valid ucfp fingerprint file: {e}") from e
+      why = "it holds Python objects, which ucfp never loads" if "pickle" in str(e) else e
+      raise ValueError(f"{path!r} is not a valid ucfp fingerprint file: {why}") from e
     if x.dtype != np.float32 or y.dtype != np.int32 or _digest(x, y, meta_json) != stored:
       raise ValueError(f"{path!r}: sha256 mismatch, the fingerprint file was modified or corrupted")
     return cls(x, y, meta)
+
+  @property
+  def num_classes(self) -> int | None:
+    """K, the model's class count, recorded at generation; None in files without it."""
+    k = self.meta.get("num_classes")
+    return int(k) if k is not None else None
 
   def to_uint8(self) -> np.ndarray:
     """The images rounded to uint8 (N, H, W, C), as a remote API would receive them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import time
@@ -71,6 +72,19 @@ def _check_classes(models: Sequence[Model], shape, k: int, field: str) -> None:
       raise ValueError(f"{field} {m.name!r} does not have the base model's {k} classes")
 
 
+def _no_kernels_error(model: Model, method: str) -> ValueError:
+  leaves = jax.tree_util.tree_leaves_with_path(model.variables)
+  shown = ", ".join(f"{jax.tree_util.keystr(p)} {tuple(np.shape(v))}" for p, v in leaves[:6])
+  more = f" and {len(leaves) - 6} more" if len(leaves) > 6 else ""
+  return ValueError(
+    f"model {model.name!r} has no prunable kernels for config.method={method!r} to prune and "
+    f"perturb: by default these are leaves named {', '.join(prune.KERNEL_NAMES)} with ndim >= 2 "
+    f"(a trailing .value, as in an nnx.State, is seen through), and its leaves are {shown}{more}; "
+    "rename them, or select them with ucfp.fingerprint(..., prunable=lambda path, leaf: ...), "
+    "e.g. prunable=lambda path, leaf: leaf.ndim >= 2"
+  )
+
+
 def fingerprint(
   model: Model,
   config,
@@ -80,6 +94,7 @@ def fingerprint(
   surrogates: Sequence[Model] = (),
   labels: np.ndarray | None = None,
   image_shape: Sequence[int] | None = None,
+  prunable: prune.Prunable | None = None,
 ) -> Fingerprints:
   """Generates characteristic examples of `model`.
 
@@ -92,17 +107,26 @@ def fingerprint(
       `config.robust.surrogates` (rc and ltrc; ignored by c).
     labels: (N,) target labels in [0, K); balanced over classes if None.
     image_shape: overrides `config.image_shape` (e.g. for an image folder).
+    prunable: `prunable(path, leaf) -> bool` over `jax.tree_util` key paths of
+      `model.variables`: the conv and dense kernels that variants (rc, ltrc) prune and
+      perturb. Default `ucfp.core.prune.is_prunable`: leaves named `kernel`, `w` or
+      `weight` with ndim >= 2, also behind an NNX `.value`.
 
   Returns:
     :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,).
 
   Raises:
-    ValueError: a bad config field, labels or image shape (before any compute).
+    ValueError: a bad config field, labels, image shape or `prunable`, or no prunable
+      kernels for rc / ltrc (before any compute).
     FloatingPointError: a NaN loss (naming the step).
   """
   shape = validate_generation(config, image_shape)
   spec = GenSpec.from_config(config)
   k = _num_classes(model, shape, "model")
+  flags = prune.leaf_flags(model.variables, prunable)
+  if spec.method != "c" and not any(flags):
+    raise _no_kernels_error(model, spec.method)
+  spec = dataclasses.replace(spec, variant=dataclasses.replace(spec.variant, kernels=flags))
   if spec.term == "reference":
     if not reference:
       raise ValueError(
@@ -131,7 +155,7 @@ def fingerprint(
   sur_fns = tuple(m.apply_fn for m in surrogates) if use_sur else ()
   sur_vars = tuple(m.variables for m in surrogates) if use_sur else ()
   sorted_abs = (
-    prune.sorted_magnitudes(model.variables)
+    prune.sorted_magnitudes(model.variables, flags)
     if spec.method != "c" and spec.variant.mask == "magnitude"
     else None
   )
@@ -172,6 +196,7 @@ def fingerprint(
     "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
     "model": model.name,
     "model_hash": variables_hash(model.variables),
+    "num_classes": k,
     "reference": [r.name for r in reference] if ref_fns else [],
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
     "steps_run": steps_run,

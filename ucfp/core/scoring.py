@@ -1,7 +1,9 @@
 """Match rates, the Uniqueness Score, and the binomial verification test.
 
 Suspects are white-box :class:`ucfp.Model`s or black-box callables that take a
-float32 batch (N, H, W, C) in [0, 1] and return (N,) labels or (N, K) scores.
+float32 batch (N, H, W, C) in [0, 1] and return (N,) labels or (N, K) scores. The
+class count K must be the fingerprints' and labels integers in [0, K): an output that
+fits neither is a one-line ValueError, never silently scored.
 """
 
 from __future__ import annotations
@@ -20,25 +22,74 @@ from ucfp.core.types import Model
 Suspect = Model | Callable[[np.ndarray], Any]
 
 
-def predict_labels(model: Suspect, x: np.ndarray) -> np.ndarray:
-  """(N,) int labels of a Model or a black-box callable on images x (N, H, W, C)."""
+def _name(model: Suspect) -> str:
+  return f"model {model.name!r}" if isinstance(model, Model) else "suspect"
+
+
+def predict_labels(
+  model: Suspect, x: np.ndarray, num_classes: int | None = None, min_classes: int = 1
+) -> np.ndarray:
+  """(N,) int labels of a Model or a black-box callable on images x (N, H, W, C).
+
+  Args:
+    model: a :class:`Model` (its apply_fn returns (N, K) logits) or a callable that
+      returns (N,) integer labels or (N, K) scores.
+    x: (N, H, W, C) float32 images in [0, 1].
+    num_classes: K; scores must have K columns and labels be in [0, K). None: unknown,
+      then scores need at least `min_classes` columns and labels be >= 0.
+    min_classes: the least K (e.g. max(y) + 1 of the fingerprints) when K is unknown.
+
+  Raises:
+    ValueError: (one line) an output shape, class count or label that does not fit.
+  """
   if isinstance(model, Model):
     out = np.asarray(predict_logits(model.apply_fn, model.variables, x))
   elif callable(model):
     out = np.asarray(model(np.asarray(x, np.float32)))
   else:
     raise TypeError(f"suspect must be a ucfp.Model or a callable, got {type(model).__name__}")
-  n = x.shape[0]
-  if out.shape == (n,):
-    return out.astype(np.int64)
+  n, who = x.shape[0], _name(model)
+  if isinstance(model, Model) and out.ndim != 2:
+    raise ValueError(f"{who} returned shape {out.shape}; its apply_fn must return ({n}, K) logits")
   if out.ndim == 2 and out.shape[0] == n:
+    k = out.shape[1]
+    if (num_classes is not None and k != num_classes) or k < max(2, min_classes):
+      want = num_classes if num_classes is not None else f">= {max(2, min_classes)}"
+      raise ValueError(
+        f"{who} returned ({n}, {k}) scores; the fingerprints need {want} classes "
+        f"(return ({n},) integer labels or ({n}, K) scores)"
+      )
     return np.argmax(out, axis=-1)
-  raise ValueError(f"suspect returned shape {out.shape}; expected ({n},) labels or ({n}, K) scores")
+  if out.shape != (n,):
+    raise ValueError(f"{who} returned shape {out.shape}; expected ({n},) labels or ({n}, K) scores")
+  if out.dtype.kind == "f":
+    fractional = ~np.isfinite(out) | (out != np.round(out))
+    if not np.any(fractional):
+      out = out.astype(np.int64)  # integral floats, e.g. 2.0
+  if out.dtype.kind not in "iu":
+    bad = (out[fractional] if out.dtype.kind == "f" else out)[0]
+    bad = bad.item() if hasattr(bad, "item") else bad
+    k = num_classes if num_classes is not None else "K"
+    raise ValueError(
+      f"{who} returned {out.dtype} labels (e.g. {bad!r}); labels must be integers in [0, {k})"
+    )
+  outside, allowed = out < 0, ">= 0"
+  if num_classes is not None:
+    outside, allowed = outside | (out >= num_classes), f"in [0, {num_classes})"
+  if np.any(outside):
+    raise ValueError(f"{who} returned label {out[outside][0]}; labels must be {allowed}")
+  return out.astype(np.int64)
+
+
+def _predict(fingerprints: Fingerprints, model: Suspect) -> np.ndarray:
+  """Labels of `model` on the fingerprints, checked against their class count."""
+  min_classes = int(fingerprints.y.max()) + 1 if len(fingerprints) else 1
+  return predict_labels(model, fingerprints.x, fingerprints.num_classes, min_classes)
 
 
 def match_rate(fingerprints: Fingerprints, model: Suspect) -> float:
   """`(1/N) sum_i 1[argmax m(x_i) = y_i]`."""
-  return float(np.mean(predict_labels(model, fingerprints.x) == fingerprints.y))
+  return float(np.mean(_predict(fingerprints, model) == fingerprints.y))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +157,13 @@ def null_rate_upper_bound(match_rates: Sequence[float], n: int, confidence: floa
   """
   if len(match_rates) == 0:
     raise ValueError("null_rate_upper_bound needs at least one innocent match rate")
+  rates = np.asarray(match_rates, np.float64)
+  if rates.ndim != 1 or not np.all((rates >= 0) & (rates <= 1)):
+    raise ValueError(f"null_rate_upper_bound: match_rates must be in [0, 1]; got {match_rates}")
+  if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+    raise ValueError(f"null_rate_upper_bound: n={n!r} must be a positive integer")
+  if not 0.0 < confidence < 1.0:
+    raise ValueError(f"null_rate_upper_bound: confidence={confidence} must be in (0, 1)")
   trials = n * len(match_rates)
   k = int(round(sum(match_rates) * n))
   if k >= trials:
@@ -127,7 +185,7 @@ def verify(
     raise ValueError(f"null_rate={null_rate} must be in [0, 1]")
   if not 0.0 < alpha < 1.0:
     raise ValueError(f"alpha={alpha} must be in (0, 1)")
-  labels = predict_labels(suspect, fingerprints.x)
+  labels = _predict(fingerprints, suspect)
   k, n = int(np.sum(labels == fingerprints.y)), len(fingerprints)
   p = binomial_p_value(k, n, null_rate)
   return Verdict(k / n, k, n, float(null_rate), p, float(alpha), p < alpha)

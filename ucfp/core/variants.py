@@ -28,6 +28,9 @@ class VariantSpec:
   mask: str = "magnitude"
   prune_low: float = 0.0
   prune_high: float = 0.0
+  # Which leaves of the variables are kernels (`ucfp.core.prune.leaf_flags`, one bool per
+  # leaf); None: the default rule, `ucfp.core.prune.is_prunable`.
+  kernels: tuple[bool, ...] | None = None
 
 
 def uniform_noise(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
@@ -54,7 +57,7 @@ def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax
     sorted_abs: :func:`ucfp.core.prune.sorted_magnitudes` of the base (magnitude masks).
   """
   k_rate, k_mask, k_noise = jax.random.split(key, 3)
-  flags = jax.tree.leaves(prune.prunable_mask_tree(variables))
+  flags = spec.kernels if spec.kernels is not None else prune.leaf_flags(variables)
   leaves, treedef = jax.tree.flatten(variables)
   out = list(leaves)
   if spec.noise_bound > 0:  # one draw for all kernels, split among them
@@ -72,9 +75,9 @@ def sample_variant(variables, key: jax.Array, spec: VariantSpec, sorted_abs: jax
     return noisy
   rate = jax.random.uniform(k_rate, (), minval=spec.prune_low, maxval=spec.prune_high)
   if spec.mask == "magnitude":
-    masks = prune.global_magnitude_masks(variables, rate, sorted_abs)
+    masks = prune.global_magnitude_masks(variables, rate, sorted_abs, flags)
   else:
-    masks = prune.bernoulli_masks(variables, rate, k_mask)
+    masks = prune.bernoulli_masks(variables, rate, k_mask, flags)
   return prune.apply_masks(noisy, masks)
 
 
