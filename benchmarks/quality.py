@@ -3,12 +3,17 @@
     python benchmarks/quality.py --config=configs/ltrc.py[:digits] [--workdir=ucfp-work]
     python benchmarks/quality.py --config=configs/ltrc.py:cifar10 \
       --config.dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz --tag=cifar10
+    python benchmarks/quality.py --threat_model --methods=ucfp --tag=digits-attacks
 
 The zoo is extended (config.zoo.extended) with channel-pruned, int8-quantised
 and fine-tuned-on-other-data copies, and a scikit-learn MLP queried as a
-label-only black box. For each method: robustness R (over the magnitude-pruned
+label-only black box; `--threat_model` adds every attack of THREAT_ATTACKS
+(pruning, fine-tuning, washing, new heads, quantisation, noise, distillation,
+extraction, adversarial training) and, for digits, the >= 20 THREAT_INNOCENTS. A
+derived copy below 0.85 x the base's test accuracy is listed as not useful: neither
+a positive nor a miss. For each method: robustness R (over the magnitude-pruned
 copies, as in the paper), transferability T, Uniqueness Score, ROC AUC and
-TPR at 1% FPR of the match rate as a derived-vs-innocent score (all derived
+TPR at 1% FPR of the match rate as a derived-vs-innocent score (all useful derived
 copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
@@ -42,6 +47,7 @@ from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.core import progress  # noqa: E402
 from ucfp.core.fingerprints import Fingerprints  # noqa: E402
 from ucfp.core.generation import fingerprint  # noqa: E402
+from ucfp.evaluation.checks import validate_config  # noqa: E402
 from ucfp.evaluation.data import load_dataset  # noqa: E402
 from ucfp.evaluation.zoo import build_surrogates, build_zoo  # noqa: E402
 
@@ -56,6 +62,47 @@ _EXTENDED = flags.DEFINE_bool(
   "add channel-pruned, int8, fine-tuned-on-other-data copies and a "
   "scikit-learn black-box innocent to the zoo (config.zoo.extended)",
 )
+
+_THREAT = flags.DEFINE_bool(
+  "threat_model",
+  False,
+  "the threat model of issue #17: every attack of THREAT_ATTACKS (unless --config.zoo.attacks "
+  "gives some) and, where THREAT_INNOCENTS has the dataset, its >= 20 innocents",
+)
+
+# Every attack family (ucfp/evaluation/attacks), at several strengths; `same` is the
+# base's architecture.
+THREAT_ATTACKS = (
+  "prune_layer:0.5,prune_layer:0.8,prune_channel:0.25,prune_channel:0.5,prune_channel:0.75,"
+  "fine_prune:0.5,fine_prune:0.8,prune_global:0.5:raw,prune_global:0.8:raw,"
+  "finetune_all:same,finetune_all:other,finetune_last:same,finetune_last:other,"
+  "wash:same,wash:other,new_head:all,new_head:last,quant:8,quant:4,quant:8:tensor,"
+  "noise:0.1,noise:0.3,distill:same,distill:mlp,extract:same:half_b,extract:same:aug,"
+  "extract:same:ood,extract:mlp:half_b,advtrain:fgsm,advtrain:pgd"
+)
+# Innocents per dataset: architectures, seeds, data halves, epochs (recipes) and
+# scikit-learn black boxes, disjoint from the owner's reference models.
+THREAT_INNOCENTS = {
+  "digits": (
+    "cnn_small:101,cnn_small:102,mlp:103,lenet:104,cnn_small:105:half_b,"
+    "cnn_small:106:half_a,cnn_small:107:full:10,cnn_small:108:full:40,cnn_wide:109,"
+    "cnn_wide:110:half_b,mlp:111:half_a,mlp:112:full:40,lenet:113:half_a,lenet:114:full:10,"
+    "cnn_small:115,cnn_wide:116:full:10,"
+    "sk_mlp:121:half_b,sk_logreg:122,sk_svm:123,sk_forest:124,sk_forest:125:half_a"
+  ),
+}
+
+
+def apply_threat_model(config) -> None:
+  """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model."""
+  if not config.zoo.attacks:
+    config.zoo.attacks = THREAT_ATTACKS
+  dataset = config.dataset.split(":")[0]
+  if dataset in THREAT_INNOCENTS:
+    config.zoo.unassociated = THREAT_INNOCENTS[dataset]
+  else:
+    print(f"no THREAT_INNOCENTS for {dataset!r}: config.zoo.unassociated kept", flush=True)
+
 
 # name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
@@ -250,6 +297,9 @@ def main(argv):
   progress.show_progress()
   config = _CONFIG.value
   config.zoo.extended = _EXTENDED.value
+  if _THREAT.value:
+    apply_threat_model(config)
+  validate_config(config)
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
   zoo = build_zoo(config, data, _WORKDIR.value)
   names = [n for n in (_METHODS.value or list(METHODS)) if n not in _SKIP.value]

@@ -43,7 +43,9 @@ def tpr_at_fpr(pos, neg, fpr=0.01) -> float:
 def score_method(fps, zoo, seconds) -> dict:
   rep = evaluate(fps, zoo)
   derived = rep["pruned"] + rep.get("derived", [])
-  pos = [e["match_rate"] for e in derived]
+  # a copy that lost the base's accuracy is no theft: neither a positive nor a miss
+  thefts = [e for e in derived if e.get("useful", True)]
+  pos = [e["match_rate"] for e in thefts]
   neg = [e["match_rate"] for e in rep["unassociated"]]
   per_model = {}
   for kind in ("pruned", "derived", "unassociated"):
@@ -54,6 +56,7 @@ def score_method(fps, zoo, seconds) -> dict:
         "match_rate": e["match_rate"],
         "p_value": e["p_value"],
         "derived": e["derived"],
+        **({"attack": e["attack"], "useful": e["useful"]} if "attack" in e else {}),
         **({"rate": e["rate"]} if "rate" in e else {}),
       }
   return {
@@ -62,7 +65,8 @@ def score_method(fps, zoo, seconds) -> dict:
     "uniqueness_score": rep["uniqueness_score"],
     "auc": roc_auc(pos, neg),
     "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
-    "misses": sum(not e["derived"] for e in derived),
+    "misses": sum(not e["derived"] for e in thefts),
+    "not_useful": sorted(e["name"] for e in derived if not e.get("useful", True)),
     "false_alarms": sum(e["derived"] for e in rep["unassociated"]),
     "seconds": seconds,
     "steps_run": fps.meta["steps_run"],
@@ -93,7 +97,8 @@ def markdown(dataset, results, descriptions) -> str:
   for m in names:
     first = next(iter(results.values()))["per_model"][m]
     cells = " | ".join(f"{r['per_model'][m]['match_rate']:.2f}" for r in results.values())
-    lines.append(f"| {m} | {first['kind']} | {first['test_accuracy']:.4f} | {cells} |")
+    kind = first["kind"] + ("" if first.get("useful", True) else " (not useful)")
+    lines.append(f"| {m} | {kind} | {first['test_accuracy']:.4f} | {cells} |")
   return "\n".join(lines)
 
 

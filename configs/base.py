@@ -92,6 +92,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Also channel-pruned, int8-quantised and fine-tuned-on-other-data copies, and a
   # scikit-learn black-box innocent (benchmarks/quality.py turns this on).
   c.zoo.extended = False
+  # Attacks deriving more copies of the base, comma-separated specs such as
+  # "prune_channel:0.3,fine_prune:0.5,finetune_last:other,quant:4,distill:mlp:4,
+  # extract:same:ood,advtrain:pgd" (the grammar: ucfp/evaluation/attacks/__init__.py).
+  # A copy below 0.85 x the base's test accuracy is reported, not counted as a theft.
+  # zoo.unassociated also takes scikit-learn black boxes: sk_mlp, sk_logreg, sk_svm, sk_forest.
+  c.zoo.attacks = ""
 
   # --- Execution.
   c.distributed = False  # call jax.distributed.initialize() (multi-host TPU)

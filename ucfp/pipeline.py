@@ -42,6 +42,8 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     e = owned(m)
     if m.rate is not None:
       e["rate"] = m.rate
+    if m.attack:  # a derived copy: its attack, and whether it kept the base's accuracy
+      e["attack"], e["useful"] = m.attack, m.useful
     return {**e, **verdict(m.name)}
 
   r = float(np.mean([rates[m.name] for m in zoo.pruned]))
@@ -71,7 +73,8 @@ def format_table(report: dict) -> str:
 
   rows = [("model", "kind", "test acc", "match", "p-value", "derived"), row(report["base"], "base")]
   for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
-    rows += [row(e, kind) for e in report.get(kind, [])]
+    for e in report.get(kind, []):
+      rows.append(row(e, kind if e.get("useful", True) else f"{kind} (not useful)"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))

@@ -6,6 +6,7 @@ Each error is a ValueError that names the field (`config.<field>`) and what is a
 from __future__ import annotations
 
 from ucfp.core.validate import number, positive_int, validate_generation
+from ucfp.evaluation.attacks import parse_attacks
 from ucfp.evaluation.data import check_dataset_name
 from ucfp.evaluation.models import check_model_name
 from ucfp.evaluation.zoo import parse_model_list
@@ -22,7 +23,7 @@ def validate_config(config) -> None:
   number(t.learning_rate, "train.learning_rate", 0, low_open=True)
   number(t.weight_decay, "train.weight_decay", 0)
   refs = parse_model_list(config.reference.models, "config.reference.models")
-  innocents = parse_model_list(config.zoo.unassociated, "config.zoo.unassociated")
+  innocents = parse_model_list(config.zoo.unassociated, "config.zoo.unassociated", blackbox=True)
   shared = sorted({(e.arch, e.seed) for e in refs} & {(e.arch, e.seed) for e in innocents})
   if shared:
     raise ValueError(
@@ -39,6 +40,13 @@ def validate_config(config) -> None:
     if rate >= 1:
       raise ValueError(f"config.zoo.prune_rates: {rate} must be < 1")
   positive_int(config.zoo.finetune_epochs, "zoo.finetune_epochs")
+  for attack in parse_attacks(config.zoo.attacks, "config.zoo.attacks"):
+    if attack.kind == "prune_global" and attack.args[1] == "finetune":
+      if attack.rate in [float(r) for r in config.zoo.prune_rates]:
+        raise ValueError(
+          f"config.zoo.attacks: {attack.text!r} is the pruned copy of config.zoo.prune_rates "
+          f"(pruned-{attack.rate:g}) already"
+        )
   number(config.zoo.finetune_learning_rate, "zoo.finetune_learning_rate", 0, low_open=True)
   if config.method == "ltrc" and config.ltrc.term == "reference" and not config.reference.models:
     raise ValueError(

@@ -175,9 +175,10 @@ def match_vs_prune_figure(
 
 
 def roc_scores(report: Mapping) -> tuple[list[float], list[float]]:
-  """(derived, innocents) match rates: the pruned and other derived copies, and the
-  unassociated models."""
-  derived = [e["match_rate"] for e in report.get("pruned", []) + report.get("derived", [])]
+  """(derived, innocents) match rates: the pruned and other derived copies (those that
+  kept the base's accuracy: `useful`), and the unassociated models."""
+  copies = report.get("pruned", []) + report.get("derived", [])
+  derived = [e["match_rate"] for e in copies if e.get("useful", True)]
   return derived, [e["match_rate"] for e in report.get("unassociated", [])]
 
 

@@ -45,6 +45,7 @@ def _kinds_table(report: Mapping) -> list[str]:
   for kind, e in figures.model_entries(report):
     p = f"{e['p_value']:.2g}" if "p_value" in e else ""
     d = ("**yes**" if e["derived"] else "no") if "derived" in e else ""
+    kind = kind if e.get("useful", True) else f"{kind} (not useful)"
     lines.append(
       f"| {e['name']} | {kind} | {e['test_accuracy']:.4f} | {e['match_rate']:.2f} | {p} | {d} |"
     )
@@ -68,7 +69,8 @@ def markdown(report: Mapping, figure_paths: Mapping[str, str]) -> str:
     thr = figures.decision_threshold(n, null)
     verdict = f"match rate >= {thr:.2f}" if thr is not None else "no match rate (null rate 1)"
     innocents = report["unassociated"]
-    derived = report["pruned"] + report.get("derived", [])
+    copies = report["pruned"] + report.get("derived", [])
+    derived = [e for e in copies if e.get("useful", True)]  # the others are no theft
     lines += [
       f"- Robustness R = **{report['robustness']:.3f}** (mean match rate of "
       f"{len(report['pruned'])} pruned copies)",
@@ -78,7 +80,13 @@ def markdown(report: Mapping, figure_paths: Mapping[str, str]) -> str:
       f"- `verify` at alpha = 1e-3 with null rate {null:.3f} (95% upper bound on the "
       f"innocents' mean match rate) judges a suspect derived at a {verdict}.",
       f"- Leave-one-out verdicts (each model against the other innocents' null rate): "
-      f"{sum(e['derived'] for e in derived)} of {len(derived)} derived copies flagged, "
+      f"{sum(e['derived'] for e in derived)} of {len(derived)} derived copies flagged"
+      + (
+        f" ({len(copies) - len(derived)} not useful, no theft)"
+        if len(copies) > len(derived)
+        else ""
+      )
+      + ", "
       f"{sum(e['derived'] for e in innocents)} of {len(innocents)} innocents flagged.",
       "",
       *_kinds_table(report),

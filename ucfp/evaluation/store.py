@@ -29,11 +29,21 @@ def data_id(x: np.ndarray, y: np.ndarray, name: str) -> str:
 CACHE_VERSION = 2
 
 
+def hashed_fields(spec: Any) -> dict:
+  """The fields of a (dataclass) spec that name its checkpoint: all of them, less those
+  with `omit_default` metadata that hold their default (fields added later)."""
+  out = dataclasses.asdict(spec)
+  for f in dataclasses.fields(spec):
+    if f.metadata.get("omit_default") and out[f.name] == f.default:
+      del out[f.name]
+  return out
+
+
 def spec_key(spec: Any, dataset: str) -> str:
   """A 16-hex-digit hash of a (dataclass) training spec, a dataset identity and the
   cache version."""
   payload = json.dumps(
-    {"spec": dataclasses.asdict(spec), "data": dataset, "version": CACHE_VERSION}, sort_keys=True
+    {"spec": hashed_fields(spec), "data": dataset, "version": CACHE_VERSION}, sort_keys=True
   )
   return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -18,6 +18,10 @@ import optax
 from ucfp.core import progress, prune
 from ucfp.evaluation.models import init_variables
 
+# Fields added after checkpoints existed carry this metadata: `store.spec_key` leaves them
+# out of the hash while they hold their default, so older checkpoints keep their names.
+_NEW = {"omit_default": True}
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
@@ -34,6 +38,20 @@ class TrainSpec:
   prune_rate: float = 0.0  # > 0: fine-tune the parent with a fixed mask
   prune_kind: str = "global"  # global | layerwise | channel
   parent: str = ""  # checkpoint key of the model being pruned
+  # What the labels y given to `train` are: data (the dataset's) | parent (the parent
+  # model's hard labels, model extraction) | soft (its probabilities at `temperature`,
+  # (n, K), knowledge distillation).
+  labels: str = dataclasses.field(default="data", metadata=_NEW)
+  temperature: float = dataclasses.field(default=1.0, metadata=_NEW)  # of the KD loss
+  # all | head: only the last dense layer is trained; every other variable (BatchNorm
+  # statistics too) stays bit-identical.
+  trainable: str = dataclasses.field(default="all", metadata=_NEW)
+  reinit_head: bool = dataclasses.field(default=False, metadata=_NEW)  # new last layer first
+  # none | fgsm | pgd: each batch is replaced by adversarial examples (L-inf radius
+  # adv_eps, adv_steps PGD steps) against the model being trained.
+  adversarial: str = dataclasses.field(default="none", metadata=_NEW)
+  adv_eps: float = dataclasses.field(default=0.0, metadata=_NEW)
+  adv_steps: int = dataclasses.field(default=0, metadata=_NEW)
 
 
 def _make_tx(
@@ -59,6 +77,49 @@ def _augment(key, x):
   return jax.vmap(crop)(xp, offs)
 
 
+def head_name(params) -> str:
+  """The last dense layer of a Flax model: the top-level `Dense_<i>` with the largest i."""
+  dense = [k for k in params if k.startswith("Dense_") and k[6:].isdigit()]
+  if not dense:
+    raise ValueError(f"no top-level Dense_<i> layer (the head) among {sorted(params)}")
+  return max(dense, key=lambda k: int(k[6:]))
+
+
+def kd_loss(logits: jax.Array, probs: jax.Array, temperature: float) -> jax.Array:
+  """Hinton et al.'s distillation loss, mean over the batch: T^2 CE(probs, softmax(z / T)).
+
+  logits (B, K) of the student; probs (B, K) the teacher's softmax at temperature T.
+  """
+  return temperature**2 * optax.softmax_cross_entropy(logits / temperature, probs).mean()
+
+
+def label_loss(logits: jax.Array, y: jax.Array, temperature: float = 1.0) -> jax.Array:
+  """Cross-entropy with integer labels y (B,), or `kd_loss` with probabilities y (B, K)."""
+  if y.ndim == 2:
+    return kd_loss(logits, y, temperature)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def adversarial_examples(loss_of_x, x, key, kind: str, eps: float, steps: int) -> jax.Array:
+  """L-inf adversarial examples of x (B, H, W, C) in [0, 1] that raise `loss_of_x(x)`.
+
+  fgsm: one signed-gradient step of size eps. pgd: a uniform random start in the
+  eps-ball, then `steps` signed steps of 2.5 eps / steps, projected on the ball and
+  on [0, 1] (Madry et al., 2018). The result carries no gradient.
+  """
+  if kind == "fgsm":
+    x_adv = x + eps * jnp.sign(jax.grad(loss_of_x)(x))
+    return jax.lax.stop_gradient(jnp.clip(x_adv, 0.0, 1.0))
+  alpha = 2.5 * eps / steps
+
+  def step(_, xa):
+    xa = xa + alpha * jnp.sign(jax.grad(loss_of_x)(xa))
+    return jnp.clip(jnp.clip(xa, x - eps, x + eps), 0.0, 1.0)
+
+  start = jnp.clip(x + jax.random.uniform(key, x.shape, x.dtype, -eps, eps), 0.0, 1.0)
+  return jax.lax.stop_gradient(jax.lax.fori_loop(0, steps, step, start))
+
+
 def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
   """A jitted `run(state, x_all, y_all, idx (C, B), masks, key) -> (state, losses (C,))`.
 
@@ -66,13 +127,33 @@ def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
   models of one architecture share one compiled function.
   """
   return _cached_runner(
-    module, spec.learning_rate, spec.weight_decay, spec.prune_rate > 0, spec.augment, total_steps
+    module,
+    spec.learning_rate,
+    spec.weight_decay,
+    spec.prune_rate > 0,
+    spec.augment,
+    total_steps,
+    temperature=spec.temperature,
+    trainable=spec.trainable,
+    adversarial=(spec.adversarial, spec.adv_eps, spec.adv_steps),
   )
 
 
 @functools.cache
-def _cached_runner(module, learning_rate, weight_decay, finetune, augment, total_steps):
+def _cached_runner(
+  module,
+  learning_rate,
+  weight_decay,
+  finetune,
+  augment,
+  total_steps,
+  temperature=1.0,
+  trainable="all",
+  adversarial=("none", 0.0, 0),
+):
   tx = _make_tx(learning_rate, weight_decay, finetune, total_steps)
+  frozen = trainable == "head"  # only the head trains; BatchNorm in inference mode
+  adv_kind, adv_eps, adv_steps = adversarial
 
   def run(state, x_all, y_all, idx, masks, key):
     def body(carry, inp):
@@ -81,20 +162,29 @@ def _cached_runner(module, learning_rate, weight_decay, finetune, augment, total
       xb, yb = x_all[batch_idx], y_all[batch_idx]
       if augment:
         xb = _augment(step_key, xb)
+      if adv_kind != "none":
+        fixed = {"params": params, **stats}
+        adv_loss = lambda xa: label_loss(module.apply(fixed, xa, train=False), yb, temperature)
+        adv_key = jax.random.fold_in(step_key, 1)
+        xb = adversarial_examples(adv_loss, xb, adv_key, adv_kind, adv_eps, adv_steps)
 
       def loss_fn(p):
         variables = {"params": p, **stats}
-        if stats:
+        if stats and not frozen:
           logits, new = module.apply(variables, xb, train=True, mutable=["batch_stats"])
         else:
-          logits, new = module.apply(variables, xb, train=True), {}
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), new
+          logits, new = module.apply(variables, xb, train=not frozen), {}
+        return label_loss(logits, yb, temperature), new
 
       (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
       if masks is not None:
         grads = prune.apply_masks(grads, masks)
       updates, opt_state = tx.update(grads, opt_state, params)
-      params = optax.apply_updates(params, updates)
+      new_params = optax.apply_updates(params, updates)
+      if frozen:  # selected, not added: the frozen layers stay bit-identical
+        head = head_name(params)
+        new_params = {k: new_params[k] if k == head else params[k] for k in params}
+      params = new_params
       if masks is not None:
         params = prune.apply_masks(params, masks)
       return (params, {**stats, **new_stats}, opt_state), loss
@@ -139,7 +229,8 @@ def train(
   Args:
     module: a Flax module taking `(x, train=...)`.
     spec: the training hyperparameters (and seed).
-    x, y: the full training arrays; `indices` selects the subset used.
+    x, y: the full training arrays; `indices` selects the subset used. y is (n,) int
+      labels, or (n, K) probabilities for distillation (`spec.labels == 'soft'`).
     init: variables to start from (fine-tuning); fresh initialisation if None.
     masks: a mask pytree over the *variables*; kernels stay exactly zero where 0.
     name: for the progress bar (`ucfp.core.progress`, shown when switched on).
@@ -151,6 +242,10 @@ def train(
   key = jax.random.PRNGKey(spec.seed)
   init_key, aug_key = jax.random.split(key)
   variables = init if init is not None else init_variables(module, init_key, x.shape[1:])
+  if spec.reinit_head:  # transfer to a new head: the last layer freshly initialised
+    head = head_name(variables["params"])
+    fresh = init_variables(module, jax.random.fold_in(init_key, 1), x.shape[1:])["params"][head]
+    variables = {**variables, "params": {**variables["params"], head: fresh}}
   params = variables["params"]
   stats = {k: v for k, v in variables.items() if k != "params"}
   run, tx = _chunk_runner(module, spec, total)

@@ -1,5 +1,5 @@
-"""The evaluation zoo: base model, pruned copies, unassociated models, and the owner's
-reference and surrogate models.
+"""The evaluation zoo: base model, pruned copies, derived copies (attacks), unassociated
+models, and the owner's reference and surrogate models.
 
 Every model is trained once and cached (orbax) under a hash of its training
 spec and the data, then restored on later runs. See DESIGN section 2.
@@ -17,8 +17,9 @@ import numpy as np
 
 from ucfp.core import progress, prune
 from ucfp.core.types import Model
+from ucfp.evaluation import attacks
+from ucfp.evaluation.blackbox import BLACKBOXES, fit_blackbox
 from ucfp.evaluation.data import Dataset, split_halves
-from ucfp.evaluation.derived import channel_prune_masks, quantize_int8
 from ucfp.evaluation.models import accuracy, get_module, inference_apply, init_variables
 from ucfp.evaluation.store import ModelStore, data_id, spec_key
 from ucfp.evaluation.train import TrainSpec, train
@@ -37,13 +38,15 @@ class ModelEntry:
   epochs: int | None = None
 
 
-def parse_model_list(text: str, field: str) -> list[ModelEntry]:
-  """Parses `arch:seed[:subset[:epochs]]` entries separated by commas.
+def parse_model_list(text: str, field: str, blackbox: bool = False) -> list[ModelEntry]:
+  """Parses `arch:seed[:subset[:epochs]]` entries separated by commas; with `blackbox`,
+  arch may also be a scikit-learn black box (`ucfp.evaluation.blackbox.BLACKBOXES`).
 
   Raises ValueError naming `field` on a malformed entry or an unknown architecture.
   """
   from ucfp.evaluation.models import MODELS
 
+  archs = sorted(MODELS) + (list(BLACKBOXES) if blackbox else [])
   entries = []
   for item in [t.strip() for t in str(text).split(",") if t.strip()]:
     parts = item.split(":")
@@ -55,8 +58,8 @@ def parse_model_list(text: str, field: str) -> list[ModelEntry]:
         f"{field}: entry {item!r} is not arch:seed[:subset[:epochs]] "
         f"(subset one of {', '.join(SUBSETS)}, epochs a positive integer)"
       )
-    if parts[0] not in MODELS:
-      raise ValueError(f"{field}: model {parts[0]!r} is not one of {', '.join(sorted(MODELS))}")
+    if parts[0] not in archs:
+      raise ValueError(f"{field}: model {parts[0]!r} is not one of {', '.join(archs)}")
     entries.append(
       ModelEntry(
         parts[0],
@@ -77,6 +80,8 @@ class ZooModel:
   seconds: float = 0.0  # training time of this build (0 when restored)
   label: str = ""  # the name of a black-box callable
   built_seconds: float = 0.0  # training time when the model was built (from its record)
+  attack: str = ""  # the attack spec that derived it (kind 'derived')
+  useful: bool = True  # False: test accuracy < attacks.USEFUL_FRACTION x the base's
 
   @property
   def name(self) -> str:
@@ -89,7 +94,7 @@ class Zoo:
   reference: list[ZooModel]
   pruned: list[ZooModel]
   unassociated: list[ZooModel]
-  derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.extended
+  derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.attacks, .extended
   surrogate: list[ZooModel] = dataclasses.field(default_factory=list)  # robust.surrogates
 
   def all(self) -> list[ZooModel]:
@@ -123,7 +128,12 @@ class ZooBuilder:
       **kw,
     )
 
-  def _get(self, name: str, kind: str, spec: TrainSpec, init=None, masks=None, rate=None):
+  def _get(
+    self, name: str, kind: str, spec: TrainSpec, init=None, masks=None, rate=None, inputs=None
+  ):
+    """Restores the model of `spec`, or trains it: on the dataset's train split (the
+    subset of `spec`) from `init` with `masks`, or on what `inputs()` returns (an
+    attack's `TrainInputs`, built only when training is needed)."""
     module = get_module(spec.arch, self.data.info.num_classes)
     apply_fn = inference_apply(module)
     key = spec_key(spec, self.data_key)
@@ -137,17 +147,21 @@ class ZooBuilder:
       zm = ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate)
       zm.built_seconds = float(record.get("train_seconds", 0.0))
       return zm, key
-    indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
     start = time.perf_counter()
+    if inputs is None:
+      indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
+      inputs = attacks.TrainInputs(self.data.train_x, self.data.train_y, indices, init, masks)
+    else:
+      inputs = inputs()
     progress.note(f"  training {name} ({spec.arch}, {spec.epochs} epochs)...")
     variables = train(
       module,
       spec,
-      self.data.train_x,
-      self.data.train_y,
-      indices=indices,
-      init=init,
-      masks=masks,
+      inputs.x,
+      inputs.y,
+      indices=inputs.indices,
+      init=inputs.init,
+      masks=inputs.masks,
       name=name,
     )
     variables = jax.block_until_ready(variables)
@@ -191,6 +205,9 @@ class ZooBuilder:
       masks = prune.global_magnitude_masks(base.model.variables, float(rate))
       name = f"pruned-{rate:g}" if kind == "pruned" else f"{kind}-pruned-{rate:g}"
       zm, _ = self._get(name, kind, spec, init=base.model.variables, masks=masks, rate=float(rate))
+      if kind == "pruned":
+        zm.attack = f"prune_global:{rate:g}:finetune"
+        zm.useful = zm.test_accuracy >= attacks.USEFUL_FRACTION * base.test_accuracy
       out.append(zm)
     return out
 
@@ -201,54 +218,62 @@ class ZooBuilder:
       return []
     return self.pruned(base, base_key, self.config.robust.surrogates, SURROGATE_SEED, "surrogate")
 
-  def extended(self, base: ZooModel, base_key: str) -> list[ZooModel]:
-    """Derived copies beyond magnitude pruning: a channel-pruned (50%) copy fine-tuned
-    with its mask, an int8-quantised copy, and a copy fine-tuned on other data (the
-    disjoint half of the train split, with random translations and flips)."""
-    z = self.config.zoo
-    entry = ModelEntry(self.config.model, self.config.seed, epochs=z.finetune_epochs)
-    ft = dataclasses.replace(
-      self._spec(entry), learning_rate=z.finetune_learning_rate, parent=base_key
+  def attacked(self, base: ZooModel, base_key: str, specs) -> list[ZooModel]:
+    """The base's copies derived by each attack of `specs` (`ucfp.evaluation.attacks`):
+    trained ones cached like every model, the others (quantisation, noise, pruning
+    without fine-tuning) derived again on each build (no training)."""
+    entry = ModelEntry(self.config.model, self.config.seed)
+    ctx = attacks.Context(
+      self._spec(entry),
+      base_key,
+      self.config.zoo.finetune_epochs,
+      self.config.zoo.finetune_learning_rate,
+      self.halves,
+      self.data.info.num_classes,
     )
-    masks = channel_prune_masks(base.model.variables, 0.5)
-    channel, _ = self._get(
-      "channel-pruned-0.5",
-      "derived",
-      dataclasses.replace(ft, prune_rate=0.5, prune_kind="channel", augment=False),
-      init=base.model.variables,
-      masks=masks,
-      rate=0.5,
-    )
-    other, _ = self._get(
-      "finetuned-other-data",
-      "derived",
-      dataclasses.replace(ft, subset="half_b", augment=True, epochs=2 * z.finetune_epochs),
-      init=base.model.variables,
-    )
-    qv = quantize_int8(base.model.variables)
-    acc = accuracy(base.model.apply_fn, qv, self.data.test_x, self.data.test_y)
-    quant = ZooModel(Model(base.model.apply_fn, qv, "quantized-int8"), "derived", acc)
-    return [channel, quant, other]
+    out = []
+    for attack in specs:
+      d = attacks.derive(attack, base.model, self.data, ctx)
+      if d.spec is None:
+        apply_fn = inference_apply(get_module(d.arch, self.data.info.num_classes))
+        acc = accuracy(apply_fn, d.variables, self.data.test_x, self.data.test_y)
+        zm = ZooModel(Model(apply_fn, d.variables, attack.name), "derived", acc, attack.rate)
+      else:
+        zm, _ = self._get(attack.name, "derived", d.spec, rate=attack.rate, inputs=d.inputs)
+      zm.attack = attack.text
+      zm.useful = zm.test_accuracy >= attacks.USEFUL_FRACTION * base.test_accuracy
+      if not zm.useful:
+        progress.note(
+          f"  {attack.name}: test accuracy {zm.test_accuracy:.4f} < {attacks.USEFUL_FRACTION} x "
+          f"the base's {base.test_accuracy:.4f}: reported, not counted as a theft"
+        )
+      out.append(zm)
+    return out
+
+  def blackbox(self, entry: ModelEntry, name: str) -> ZooModel:
+    """An innocent outside JAX (`ucfp.evaluation.blackbox`), queried for labels only."""
+    indices = {"full": slice(None), "half_a": self.halves[0], "half_b": self.halves[1]}
+    idx = indices[entry.subset]
+    start = time.perf_counter()
+    fn = fit_blackbox(entry.arch, entry.seed, self.data.train_x[idx], self.data.train_y[idx])
+    seconds = time.perf_counter() - start
+    acc = float(np.mean(fn(self.data.test_x) == self.data.test_y))
+    return ZooModel(fn, "unassociated", acc, None, seconds, name, seconds)
 
   def sklearn_blackbox(self, seed: int = 7) -> ZooModel:
-    """An innocent outside JAX: scikit-learn's MLP on flat pixels, queried for labels only."""
-    from sklearn.neural_network import MLPClassifier
-
-    flat = lambda x: np.asarray(x).reshape(len(x), -1)
-    clf = MLPClassifier((128,), early_stopping=True, max_iter=100, random_state=seed)
-    start = time.perf_counter()
-    clf.fit(flat(self.data.train_x), self.data.train_y)
-    seconds = time.perf_counter() - start
-    acc = float(clf.score(flat(self.data.test_x), self.data.test_y))
-    fn = lambda x: clf.predict(flat(x))
-    return ZooModel(fn, "unassociated", acc, None, seconds, "sklearn-mlp", seconds)
+    """The extended zoo's innocent: scikit-learn's MLP on flat pixels (all the train split)."""
+    return self.blackbox(ModelEntry("sk_mlp", seed), "sklearn-mlp")
 
   def listed(self, text: str, field: str, kind: str) -> list[ZooModel]:
     prefix = {"unassociated": "innocent"}.get(kind, kind)
     out = []
-    for e in parse_model_list(text, field):
+    for e in parse_model_list(text, field, blackbox=kind == "unassociated"):
       suffix = "" if e.subset == "full" else f"-{e.subset}"
-      out.append(self._get(f"{prefix}-{e.arch}-s{e.seed}{suffix}", kind, self._spec(e))[0])
+      name = f"{prefix}-{e.arch}-s{e.seed}{suffix}"
+      if e.arch in BLACKBOXES:
+        out.append(self.blackbox(e, name))
+      else:
+        out.append(self._get(name, kind, self._spec(e))[0])
     return out
 
 
@@ -272,8 +297,13 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     else []
   )
   derived = []
+  if evaluation:
+    specs = attacks.parse_attacks(config.zoo.attacks)
+    if config.zoo.extended:  # the copies it always made, unless zoo.attacks has them
+      given = {a.text for a in specs}
+      specs += [a for a in map(attacks.parse_attack, attacks.EXTENDED) if a.text not in given]
+    derived = b.attacked(base, base_key, specs)
   if evaluation and config.zoo.extended:
-    derived = b.extended(base, base_key)
     unassoc.append(b.sklearn_blackbox())
   return Zoo(base, reference, pruned, unassoc, derived, surrogate)
 
