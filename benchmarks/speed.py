@@ -170,10 +170,13 @@ def main(quick: bool):
   except ImportError:
     have_torch = False
     print("torch is absent: skipping the PyTorch reference (pip install torch==2.13.0)")
+  from ucfp.core import progress
   from ucfp.core.variants import GROUP_CPU, resolve_batching
 
+  progress.show_progress()
   results = {"ceilings": _run({"kind": "ceilings"}), "jax": [], "torch": []}
   print("ceilings", results["ceilings"], flush=True)
+  cells = progress.bar(total=len(MODELS) * len(bs) * len(vs), desc="speed", unit="cell")
   for model_key in MODELS:
     for b in bs:
       for v in vs:
@@ -193,6 +196,8 @@ def main(quick: bool):
           t.update(_run({"kind": "torch", **t}))
           results["torch"].append(t)
           print("torch", t, flush=True)
+        cells.update(1)
+  cells.close()
   results["auto_rule"] = {str(v): resolve_batching("auto", v, "cpu") for v in (1, 8, 32)}
   fake8 = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   results["sharded"] = _run({"kind": "sharded"}, env=fake8)
