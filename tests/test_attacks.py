@@ -33,7 +33,7 @@ def _ctx(arch="mlp", n=1437, **kw):
 def base(digits):
   """An MLP trained 2 epochs on digits (a few seconds)."""
   module = get_module("mlp", 10)
-  v = train(module, TrainSpec("mlp", 0, 2), digits.train_x, digits.train_y, report_every=1e9)
+  v = train(module, TrainSpec("mlp", 0, 2), digits.train_x, digits.train_y)
   return Model(inference_apply(module), v, "base")
 
 
