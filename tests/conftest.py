@@ -39,6 +39,17 @@ def tiny_job(tmp_path_factory):
   return workdir, out
 
 
+def set_fields(c, **kw):
+  """Sets config fields by dotted name (`set_fields(c, **{"robust.num_variants": 2})`)."""
+  for k, v in kw.items():
+    node = c
+    *parents, leaf = k.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
 @pytest.fixture(scope="session")
 def digits():
   return load_digits()

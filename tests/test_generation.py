@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_model
+from conftest import random_model, set_fields
 
 from ucfp import Model, fingerprint, match_rate
 from ucfp.core import objectives
@@ -15,13 +15,7 @@ def _cfg(c, method="c", **kw):
   c.num_fingerprints = 10
   c.steps = 6
   c.robust.num_variants = 2
-  for k, v in kw.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return set_fields(c, **kw)
 
 
 def test_loss_falls_and_examples_match(tiny_config, cnn_model):

@@ -5,7 +5,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from conftest import random_model
+from conftest import random_model, set_fields
 
 from ucfp import fingerprint
 from ucfp.core import generation, progress
@@ -16,13 +16,7 @@ KEY = jax.random.PRNGKey(7)
 
 def _cfg(c, **kw):
   c.num_fingerprints, c.checkpoint_every = 10, 4
-  for k, v in kw.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return set_fields(c, **kw)
 
 
 def _interrupt_after(monkeypatch, calls: int) -> list[int]:
