@@ -100,6 +100,14 @@ METHODS = {
     "ablation: ucfp_sur_students with surrogate weight 3",
     {"robust.surrogate_attacks": OWNER_STUDENTS, "robust.surrogate_weight": 3.0},
   ),
+  "ucfp_sur_students_w03": (
+    "ablation: ucfp_sur_students with surrogate weight 0.3",
+    {"robust.surrogate_attacks": OWNER_STUDENTS, "robust.surrogate_weight": 0.3},
+  ),
+  "ucfp_sur_students_ref10": (
+    "ablation: ucfp_sur_students with reference-term weight 10 instead of 3",
+    {"robust.surrogate_attacks": OWNER_STUDENTS, "ltrc.weight": 10.0},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
