@@ -108,6 +108,18 @@ METHODS = {
     "ablation: ucfp_sur_students with reference-term weight 10 instead of 3",
     {"robust.surrogate_attacks": OWNER_STUDENTS, "ltrc.weight": 10.0},
   ),
+  "ucfp_margin_k2": (
+    "ablation: margin loss with floor kappa 2 instead of 5",
+    {"loss": "margin", "kappa": 2.0},
+  ),
+  "ucfp_margin_k10": (
+    "ablation: margin loss with floor kappa 10 instead of 5",
+    {"loss": "margin", "kappa": 10.0},
+  ),
+  "ucfp_margin_steps_third": (
+    "ablation: margin loss and a third of the steps",
+    {"loss": "margin", "_steps_scale": 1 / 3},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
