@@ -17,7 +17,8 @@ TPR at 1% FPR of the match rate as a derived-vs-innocent score (all useful deriv
 copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
-and p-value. Writes benchmarks/results/quality-<tag>.json, .md, -figures/.
+and p-value. Writes benchmarks/results/quality-<tag>.json, .md, -figures/. The methods
+(and ablation rows), attacks and innocents are tables in benchmarks/quality_methods.py.
 
 Resumable: every model is cached in the work directory, and so is every method's
 fingerprint set (under a hash of its config, base model and references), so an
