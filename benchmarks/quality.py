@@ -17,7 +17,8 @@ TPR at 1% FPR of the match rate as a derived-vs-innocent score (all useful deriv
 copies), misses and false
 alarms of `verify` (alpha = 1e-3; null rate = 95% upper bound of the other
 innocents' mean match rate, leave-one-out), seconds, and every model's match rate
-and p-value. Writes benchmarks/results/quality-<tag>.json, .md, -figures/.
+and p-value. Writes benchmarks/results/quality-<tag>.json, .md, -figures/. The methods
+(and ablation rows), attacks and innocents are tables in benchmarks/quality_methods.py.
 
 Resumable: every model is cached in the work directory, and so is every method's
 fingerprint set (under a hash of its config, base model and references), so an
@@ -41,6 +42,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from benchmarks.quality_methods import METHODS, THREAT_ATTACKS, THREAT_INNOCENTS  # noqa: E402
 from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
@@ -70,28 +72,6 @@ _THREAT = flags.DEFINE_bool(
   "gives some) and, where THREAT_INNOCENTS has the dataset, its >= 20 innocents",
 )
 
-# Every attack family (ucfp/evaluation/attacks), at several strengths; `same` is the
-# base's architecture.
-THREAT_ATTACKS = (
-  "prune_layer:0.5,prune_layer:0.8,prune_channel:0.25,prune_channel:0.5,prune_channel:0.75,"
-  "fine_prune:0.5,fine_prune:0.8,prune_global:0.5:raw,prune_global:0.8:raw,"
-  "finetune_all:same,finetune_all:other,finetune_last:same,finetune_last:other,"
-  "wash:same,wash:other,new_head:all,new_head:last,quant:8,quant:4,quant:8:tensor,"
-  "noise:0.1,noise:0.3,distill:same,distill:mlp,extract:same:half_b,extract:same:aug,"
-  "extract:same:ood,extract:mlp:half_b,advtrain:fgsm,advtrain:pgd"
-)
-# Innocents per dataset: architectures, seeds, data halves, epochs (recipes) and
-# scikit-learn black boxes, disjoint from the owner's reference models.
-THREAT_INNOCENTS = {
-  "digits": (
-    "cnn_small:101,cnn_small:102,mlp:103,lenet:104,cnn_small:105:half_b,"
-    "cnn_small:106:half_a,cnn_small:107:full:10,cnn_small:108:full:40,cnn_wide:109,"
-    "cnn_wide:110:half_b,mlp:111:half_a,mlp:112:full:40,lenet:113:half_a,lenet:114:full:10,"
-    "cnn_small:115,cnn_wide:116:full:10,"
-    "sk_mlp:121:half_b,sk_logreg:122,sk_svm:123,sk_forest:124,sk_forest:125:half_a"
-  ),
-}
-
 
 def apply_threat_model(config) -> None:
   """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model."""
@@ -102,71 +82,6 @@ def apply_threat_model(config) -> None:
     config.zoo.unassociated = THREAT_INNOCENTS[dataset]
   else:
     print(f"no THREAT_INNOCENTS for {dataset!r}: config.zoo.unassociated kept", flush=True)
-
-
-# name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
-METHODS = {
-  "c": ("C-examples (paper)", {"method": "c"}),
-  "rc": ("RC-examples (paper)", {"method": "rc", "_paper_variants": True}),
-  "ltrc_paper": (
-    "LTRC-examples (paper: RC + high-pass filter)",
-    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
-  ),
-  "ucfp": ("ucfp LTRC (+ reference-model term, + surrogates on larger images)", {}),
-  # Ablations of ucfp's recipe (the levers), each one change:
-  "ucfp_1base_ref": (
-    "ablation: 1 reference model of the base architecture (others kept)",
-    {"_base_refs": 1},
-  ),
-  "ucfp_4base_refs": (
-    "ablation: half the references of the base architecture (others kept)",
-    {"_base_refs": 0.5},
-  ),
-  "ucfp_weight1": ("ablation: reference-term weight 1 instead of 3", {"ltrc.weight": 1.0}),
-  "ucfp_reduce_max": (
-    "ablation: max (not mean) target probability over the references",
-    {"ltrc.reduce": "max"},
-  ),
-  "ucfp_highpass": (
-    "ablation: the paper's high-pass filter switched on (off) where the default is off (on)",
-    {"_highpass": "toggle"},
-  ),
-  "ucfp_no_variants": (
-    "ablation: no model variants (noise 0, no mask: the robustness term is the C loss)",
-    {"robust.noise_bound": 0.0, "robust.mask": "none", "robust.num_variants": 1},
-  ),
-  "ucfp_surrogates": (
-    "ablation: the owner's surrogate (pruned, fine-tuned) copies switched off (on) where the "
-    "default uses them (not)",
-    {"_surrogate_toggle": True},
-  ),
-  "ucfp_v2": ("ablation: V = 2 variants per step instead of 8", {"robust.num_variants": 2}),
-  "ucfp_noise05": (
-    "ablation: weight-noise bound 0.05 instead of 0.01",
-    {"robust.noise_bound": 0.05},
-  ),
-  "ucfp_prune_other": (
-    "ablation: variant pruning rates U[0, 0.5] where the default is RC's U[0.3, 0.9] "
-    "(8x8), and U[0.3, 0.9] where it is U[0, 0.5] (larger images)",
-    {"_prune_toggle": True},
-  ),
-  "ucfp_prune_07": (
-    "ablation: variant pruning rates U[0, 0.7]",
-    {"robust.prune_rate": (0.0, 0.7)},
-  ),
-  "ucfp_steps_third": ("ablation: a third of the steps", {"_steps_scale": 1 / 3}),
-  "ucfp_steps2x": ("ablation: twice the steps", {"_steps_scale": 2.0}),
-  "ucfp_step2x": ("ablation: twice the step size", {"_step_scale": 2.0}),
-  "ucfp_early_stop": (
-    "ablation: early stop once every base-model margin >= 5",
-    {"early_stop": True, "early_stop_margin": 5.0},
-  ),
-  "ucfp_margin_loss": ("ablation: margin (C&W) loss instead of cross-entropy", {"loss": "margin"}),
-  "ucfp_uint8": (
-    "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
-    {"_uint8": True},
-  ),
-}
 
 
 # RC's variant pruning range (the same in every preset), used by the paper's methods.
@@ -222,9 +137,12 @@ def _references(zoo, base_arch: str, base_refs: float | None):
 def _surrogates(zoo, cfg, config, data):
   """The method's surrogate models and the seconds to train those the zoo lacks (an
   ablation's surrogates differ from the default's)."""
-  if cfg.method == "c" or not cfg.robust.surrogates:
+  if cfg.method == "c":
     return [], 0.0
-  if tuple(cfg.robust.surrogates) == tuple(config.robust.surrogates):
+  if not cfg.robust.surrogates and not cfg.robust.surrogate_attacks:
+    return [], 0.0
+  same = ("surrogates", "surrogate_attacks")
+  if all(tuple(cfg.robust[k]) == tuple(config.robust[k]) for k in same):
     return [m.model for m in zoo.surrogate], 0.0
   extra = build_surrogates(cfg, data, _WORKDIR.value)
   return [m.model for m in extra], sum(m.built_seconds for m in extra)
@@ -250,6 +168,8 @@ def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
   robust = cfg.robust.to_dict()
   if not surs:  # keys from before surrogates existed, so older caches stay valid
     robust.pop("surrogates"), robust.pop("surrogate_weight")
+  if not robust.get("surrogate_attacks"):  # likewise for surrogate attacks
+    robust.pop("surrogate_attacks", None)
   gen.update(robust=robust, ltrc=cfg.ltrc.to_dict())
   uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   blob = json.dumps(

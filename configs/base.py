@@ -58,6 +58,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Their C-loss, weighted by surrogate_weight, joins the robustness term.
   c.robust.surrogates = ()  # prune rates in (0, 1), e.g. (0.8,); () for none
   c.robust.surrogate_weight = 1.0
+  # More owner's copies for that term, derived by the evaluation's attacks (specs as in
+  # zoo.attacks, e.g. "distill:same,extract:mlp:half_a"), each with the seed
+  # seed + SURROGATE_SEED, so that none is an evaluated copy; "" for none.
+  c.robust.surrogate_attacks = ""
 
   c.ltrc = ml_collections.ConfigDict()
   c.ltrc.radius = 0.0  # high-pass radius r (frequency units; 0: no filter)

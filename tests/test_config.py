@@ -43,6 +43,7 @@ BAD = [
   ("robust.surrogates", (0.8, 1.0), r"config\.robust\.surrogates=\(0\.8, 1\.0\) must be a tuple"),
   ("robust.surrogates", (0.0,), r"config\.robust\.surrogates=\(0\.0,\) must be a tuple"),
   ("robust.surrogate_weight", -1.0, r"config\.robust\.surrogate_weight"),
+  ("robust.surrogate_attacks", "distill:vit", r"config\.robust\.surrogate_attacks: 'distill:vit'"),
   ("ltrc.radius", 6.0, r"config\.ltrc\.radius=6\.0 must be in \[0, 5\.657\]"),
   ("ltrc.term", "lowpass", r"config\.ltrc\.term"),
   ("ltrc.weight", -1.0, r"config\.ltrc\.weight"),

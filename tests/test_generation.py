@@ -90,6 +90,12 @@ def test_surrogates_needed_when_configured(tiny_config, cnn_model):
     fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
 
 
+def test_surrogate_attacks_need_surrogates(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "rc", **{"robust.surrogate_attacks": "distill:same"})
+  with pytest.raises(ValueError, match=r"config\.robust\.surrogate_attacks='distill:same' needs"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+
+
 def test_surrogate_term_changes_rc_not_c(tiny_config, cnn_model, mlp_model):
   key = jax.random.PRNGKey(5)
   rc = _cfg(tiny_config.copy_and_resolve_references(), "rc")

@@ -81,6 +81,32 @@ def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
   assert any(not np.array_equal(a, b) for a, b in pairs)
 
 
+def test_surrogate_attacks_are_students_with_their_own_seed(tmp_path, digits):
+  from configs import ltrc
+  from ucfp.evaluation import attacks
+  from ucfp.evaluation.zoo import ZooBuilder
+
+  cfg = ltrc.get_config("tiny")
+  with cfg.unlocked():
+    cfg.robust.surrogate_attacks = "distill:mlp"
+  b = ZooBuilder(cfg, digits, str(tmp_path))
+  base, key = b.base()
+  (sur,) = b.surrogates(base, key)
+  assert sur.name == "surrogate-distilled-mlp-T4" and sur.kind == "surrogate"
+  assert sur.test_accuracy > 0.5  # a working student of the base
+  # the evaluation's student of the same attack: another initialisation and data order
+  (adv,) = b.attacked(base, key, attacks.parse_attacks("distill:mlp"))
+  assert adv.name == "distilled-mlp-T4" and adv.kind == "derived"
+  pairs = zip(
+    jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
+  )
+  assert all(not np.array_equal(a, b) for a, b in pairs)
+  c = ltrc.get_config("tiny")  # and `c` uses no surrogates
+  with c.unlocked():
+    c.method, c.robust.surrogate_attacks = "c", "distill:mlp"
+  assert ZooBuilder(c, digits, str(tmp_path)).surrogates(base, key) == []
+
+
 def test_table_has_a_derived_column_and_no_trailing_spaces():
   from ucfp.pipeline import format_table
 

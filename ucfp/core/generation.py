@@ -139,11 +139,17 @@ def fingerprint(
         "config.ltrc.term='reference' needs the owner's reference models: pass reference=[...]"
       )
     _check_classes(reference, shape, k, "reference model")
-  use_sur = spec.method != "c" and (len(config.robust.surrogates) > 0 or len(surrogates) > 0)
+  wanted = len(config.robust.surrogates) > 0 or bool(config.robust.get("surrogate_attacks"))
+  use_sur = spec.method != "c" and (wanted or len(surrogates) > 0)
   if use_sur and not surrogates:
+    field = (
+      f"config.robust.surrogates={tuple(config.robust.surrogates)}"
+      if len(config.robust.surrogates)
+      else f"config.robust.surrogate_attacks={config.robust.surrogate_attacks!r}"
+    )
     raise ValueError(
-      f"config.robust.surrogates={tuple(config.robust.surrogates)} needs the owner's derived "
-      "copies of the model: pass surrogates=[...] (build_zoo trains them)"
+      f"{field} needs the owner's derived copies of the model: pass surrogates=[...] "
+      "(build_zoo trains them)"
     )
   if use_sur:
     _check_classes(surrogates, shape, k, "surrogate model")

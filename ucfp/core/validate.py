@@ -95,6 +95,10 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
       f"config.robust.surrogates={sur!r} must be a tuple of prune rates in (0, 1), or ()"
     )
   number(r.surrogate_weight, "robust.surrogate_weight", 0)
+  if not isinstance(r.get("surrogate_attacks", ""), str):
+    raise ValueError(
+      f"config.robust.surrogate_attacks={r.surrogate_attacks!r} must be a string of attack specs"
+    )
   number(config.ltrc.radius, "ltrc.radius", 0)
   check_radius(config.ltrc.radius, shape)
   _choice(config.ltrc.term, TERMS, "ltrc.term")

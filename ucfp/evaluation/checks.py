@@ -47,6 +47,7 @@ def validate_config(config) -> None:
           f"config.zoo.attacks: {attack.text!r} is the pruned copy of config.zoo.prune_rates "
           f"(pruned-{attack.rate:g}) already"
         )
+  parse_attacks(config.robust.surrogate_attacks, "config.robust.surrogate_attacks")
   number(config.zoo.finetune_learning_rate, "zoo.finetune_learning_rate", 0, low_open=True)
   if config.method == "ltrc" and config.ltrc.term == "reference" and not config.reference.models:
     raise ValueError(

@@ -212,17 +212,25 @@ class ZooBuilder:
     return out
 
   def surrogates(self, base: ZooModel, base_key: str) -> list[ZooModel]:
-    """The owner's surrogates (`robust.surrogates`; none for `c`): pruned copies
-    fine-tuned with another data order than the evaluation's."""
+    """The owner's surrogates (none for `c`): pruned copies (`robust.surrogates`)
+    fine-tuned with another data order than the evaluation's, and the copies of the
+    attacks `robust.surrogate_attacks` derived with the seed + SURROGATE_SEED."""
     if self.config.method == "c":
       return []
-    return self.pruned(base, base_key, self.config.robust.surrogates, SURROGATE_SEED, "surrogate")
+    r = self.config.robust
+    out = self.pruned(base, base_key, r.surrogates, SURROGATE_SEED, "surrogate")
+    specs = attacks.parse_attacks(r.surrogate_attacks, "config.robust.surrogate_attacks")
+    return out + self.attacked(base, base_key, specs, SURROGATE_SEED, "surrogate")
 
-  def attacked(self, base: ZooModel, base_key: str, specs) -> list[ZooModel]:
+  def attacked(
+    self, base: ZooModel, base_key: str, specs, seed_offset: int = 0, kind: str = "derived"
+  ) -> list[ZooModel]:
     """The base's copies derived by each attack of `specs` (`ucfp.evaluation.attacks`):
     trained ones cached like every model, the others (quantisation, noise, pruning
-    without fine-tuning) derived again on each build (no training)."""
-    entry = ModelEntry(self.config.model, self.config.seed)
+    without fine-tuning) derived again on each build (no training). The evaluation's
+    (`kind='derived'`) or the owner's surrogates (`kind='surrogate'`, named
+    `surrogate-<name>`, the adversary's seed moved by `seed_offset`)."""
+    entry = ModelEntry(self.config.model, self.config.seed + seed_offset)
     ctx = attacks.Context(
       self._spec(entry),
       base_key,
@@ -234,12 +242,16 @@ class ZooBuilder:
     out = []
     for attack in specs:
       d = attacks.derive(attack, base.model, self.data, ctx)
+      name = attack.name if kind == "derived" else f"{kind}-{attack.name}"
       if d.spec is None:
         apply_fn = inference_apply(get_module(d.arch, self.data.info.num_classes))
         acc = accuracy(apply_fn, d.variables, self.data.test_x, self.data.test_y)
-        zm = ZooModel(Model(apply_fn, d.variables, attack.name), "derived", acc, attack.rate)
+        zm = ZooModel(Model(apply_fn, d.variables, name), kind, acc, attack.rate)
       else:
-        zm, _ = self._get(attack.name, "derived", d.spec, rate=attack.rate, inputs=d.inputs)
+        zm, _ = self._get(name, kind, d.spec, rate=attack.rate, inputs=d.inputs)
+      if kind != "derived":
+        out.append(zm)
+        continue
       zm.attack = attack.text
       zm.useful = zm.test_accuracy >= attacks.USEFUL_FRACTION * base.test_accuracy
       if not zm.useful:

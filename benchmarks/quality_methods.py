@@ -1,0 +1,127 @@
+"""benchmarks/quality.py's tables: the threat model's attacks and innocents (issue #17),
+and the methods it scores (the paper's, ucfp's, and one ablation row per lever)."""
+
+from __future__ import annotations
+
+# Every attack family (ucfp/evaluation/attacks), at several strengths; `same` is the
+# base's architecture.
+THREAT_ATTACKS = (
+  "prune_layer:0.5,prune_layer:0.8,prune_channel:0.25,prune_channel:0.5,prune_channel:0.75,"
+  "fine_prune:0.5,fine_prune:0.8,prune_global:0.5:raw,prune_global:0.8:raw,"
+  "finetune_all:same,finetune_all:other,finetune_last:same,finetune_last:other,"
+  "wash:same,wash:other,new_head:all,new_head:last,quant:8,quant:4,quant:8:tensor,"
+  "noise:0.1,noise:0.3,distill:same,distill:mlp,extract:same:half_b,extract:same:aug,"
+  "extract:same:ood,extract:mlp:half_b,advtrain:fgsm,advtrain:pgd"
+)
+# Innocents per dataset: architectures, seeds, data halves, epochs (recipes) and
+# scikit-learn black boxes, disjoint from the owner's reference models.
+THREAT_INNOCENTS = {
+  "digits": (
+    "cnn_small:101,cnn_small:102,mlp:103,lenet:104,cnn_small:105:half_b,"
+    "cnn_small:106:half_a,cnn_small:107:full:10,cnn_small:108:full:40,cnn_wide:109,"
+    "cnn_wide:110:half_b,mlp:111:half_a,mlp:112:full:40,lenet:113:half_a,lenet:114:full:10,"
+    "cnn_small:115,cnn_wide:116:full:10,"
+    "sk_mlp:121:half_b,sk_logreg:122,sk_svm:123,sk_forest:124,sk_forest:125:half_a"
+  ),
+}
+
+
+# The owner's students for the surrogate rows below.
+OWNER_STUDENTS = "distill:same,distill:mlp,extract:same:half_a,extract:mlp:half_a"
+
+# name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
+METHODS = {
+  "c": ("C-examples (paper)", {"method": "c"}),
+  "rc": ("RC-examples (paper)", {"method": "rc", "_paper_variants": True}),
+  "ltrc_paper": (
+    "LTRC-examples (paper: RC + high-pass filter)",
+    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
+  ),
+  "ucfp": ("ucfp LTRC (+ reference-model term, + surrogates on larger images)", {}),
+  # Ablations of ucfp's recipe (the levers), each one change:
+  "ucfp_1base_ref": (
+    "ablation: 1 reference model of the base architecture (others kept)",
+    {"_base_refs": 1},
+  ),
+  "ucfp_4base_refs": (
+    "ablation: half the references of the base architecture (others kept)",
+    {"_base_refs": 0.5},
+  ),
+  "ucfp_weight1": ("ablation: reference-term weight 1 instead of 3", {"ltrc.weight": 1.0}),
+  "ucfp_reduce_max": (
+    "ablation: max (not mean) target probability over the references",
+    {"ltrc.reduce": "max"},
+  ),
+  "ucfp_highpass": (
+    "ablation: the paper's high-pass filter switched on (off) where the default is off (on)",
+    {"_highpass": "toggle"},
+  ),
+  "ucfp_no_variants": (
+    "ablation: no model variants (noise 0, no mask: the robustness term is the C loss)",
+    {"robust.noise_bound": 0.0, "robust.mask": "none", "robust.num_variants": 1},
+  ),
+  "ucfp_surrogates": (
+    "ablation: the owner's surrogate (pruned, fine-tuned) copies switched off (on) where the "
+    "default uses them (not)",
+    {"_surrogate_toggle": True},
+  ),
+  "ucfp_v2": ("ablation: V = 2 variants per step instead of 8", {"robust.num_variants": 2}),
+  "ucfp_noise05": (
+    "ablation: weight-noise bound 0.05 instead of 0.01",
+    {"robust.noise_bound": 0.05},
+  ),
+  "ucfp_prune_other": (
+    "ablation: variant pruning rates U[0, 0.5] where the default is RC's U[0.3, 0.9] "
+    "(8x8), and U[0.3, 0.9] where it is U[0, 0.5] (larger images)",
+    {"_prune_toggle": True},
+  ),
+  "ucfp_prune_07": (
+    "ablation: variant pruning rates U[0, 0.7]",
+    {"robust.prune_rate": (0.0, 0.7)},
+  ),
+  "ucfp_steps_third": ("ablation: a third of the steps", {"_steps_scale": 1 / 3}),
+  "ucfp_steps2x": ("ablation: twice the steps", {"_steps_scale": 2.0}),
+  "ucfp_step2x": ("ablation: twice the step size", {"_step_scale": 2.0}),
+  "ucfp_early_stop": (
+    "ablation: early stop once every base-model margin >= 5",
+    {"early_stop": True, "early_stop_margin": 5.0},
+  ),
+  "ucfp_margin_loss": ("ablation: margin (C&W) loss instead of cross-entropy", {"loss": "margin"}),
+  # Levers for the students (distilled, label-extracted copies) of the threat model: the
+  # owner's own students (robust.surrogate_attacks, seed + SURROGATE_SEED, never an
+  # evaluated copy) join the robustness term. The owner extracts on half_a (the thief
+  # of the threat model queries half_b).
+  "ucfp_sur_students": (
+    "ablation: the owner's distilled and label-extracted (half_a) students (same arch, mlp) "
+    "as surrogates",
+    {"robust.surrogate_attacks": OWNER_STUDENTS},
+  ),
+  "ucfp_sur_students_w3": (
+    "ablation: ucfp_sur_students with surrogate weight 3",
+    {"robust.surrogate_attacks": OWNER_STUDENTS, "robust.surrogate_weight": 3.0},
+  ),
+  "ucfp_sur_students_w03": (
+    "ablation: ucfp_sur_students with surrogate weight 0.3",
+    {"robust.surrogate_attacks": OWNER_STUDENTS, "robust.surrogate_weight": 0.3},
+  ),
+  "ucfp_sur_students_ref10": (
+    "ablation: ucfp_sur_students with reference-term weight 10 instead of 3",
+    {"robust.surrogate_attacks": OWNER_STUDENTS, "ltrc.weight": 10.0},
+  ),
+  "ucfp_margin_k2": (
+    "ablation: margin loss with floor kappa 2 instead of 5",
+    {"loss": "margin", "kappa": 2.0},
+  ),
+  "ucfp_margin_k10": (
+    "ablation: margin loss with floor kappa 10 instead of 5",
+    {"loss": "margin", "kappa": 10.0},
+  ),
+  "ucfp_margin_steps_third": (
+    "ablation: margin loss and a third of the steps",
+    {"loss": "margin", "_steps_scale": 1 / 3},
+  ),
+  "ucfp_uint8": (
+    "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
+    {"_uint8": True},
+  ),
+}
