@@ -159,7 +159,7 @@ def _median(rounds: list[dict]) -> dict:
   return {**ok[(len(ok) - 1) // 2], "images_per_s_rounds": [r["images_per_s"] for r in ok]}
 
 
-def summarise(name: str, b: int, ucfp: dict, torch: dict | None) -> dict:
+def summarise(b: int, ucfp: dict, torch: dict | None) -> dict:
   """One `models` entry: the required fields first, then both sides' details."""
   u_ips = ucfp.get("images_per_s")
   t_ips = (torch or {}).get("images_per_s")
@@ -256,7 +256,7 @@ def main(quick: bool):
         print(name, kind, got[kind][-1], flush=True)
       bar.update(1)
     torch_res = None if skipped else _median(got["torch"])
-    out[name] = summarise(name, b, _median(got["ucfp"]), torch_res)
+    out[name] = summarise(b, _median(got["ucfp"]), torch_res)
   bar.close()
   res = {
     "models": out,
