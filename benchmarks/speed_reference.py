@@ -10,31 +10,73 @@ from benchmarks.common import peak_rss_gib, timed
 MODELS = {"digits": ("cnn_small", (8, 8, 1)), "cifar10": ("vgg", (32, 32, 3))}
 
 
-def _torch_model(model_key):
+ARCHS = {"digits": "cnn_small", "cifar10": "vgg"}  # speed.py's model keys
+
+
+def torch_module(arch: str):
+  """The PyTorch twin of `ucfp.evaluation.models.MODELS[arch]` (10 classes), layer for
+  layer: same widths, BatchNorm (momentum 0.1 in PyTorch's convention = Flax's 0.9), pooling,
+  SAME padding (stride 2: one row/column of zeros after, as XLA pads) and flatten order
+  (NHWC), so parameters copied across give the same logits (tests/test_train_speed.py).
+  Takes (B, C, H, W) images in [0, 1]."""
   import torch
   from torch import nn
 
-  if model_key == "digits":
+  class Normalise(nn.Module):
+    def forward(self, x):
+      return (x - 0.5) / 0.25
+
+  class FlattenNHWC(nn.Module):
+    def forward(self, x):
+      return x.permute(0, 2, 3, 1).flatten(1)
+
+  def conv_bn(cin, cout, k=3, stride=1):
+    pad = [nn.ZeroPad2d((0, 1, 0, 1))] if stride == 2 and k == 3 else []
+    p = k // 2 if stride == 1 else 0
+    return [*pad, nn.Conv2d(cin, cout, k, stride, p, bias=False), nn.BatchNorm2d(cout)]
+
+  class Block(nn.Module):
+    def __init__(self, cin, width, stride):
+      super().__init__()
+      self.a = nn.Sequential(*conv_bn(cin, width, 3, stride), nn.ReLU())
+      self.b = nn.Sequential(*conv_bn(width, width))
+      proj = cin != width or stride != 1
+      self.short = nn.Sequential(*conv_bn(cin, width, 1, stride)) if proj else nn.Identity()
+
+    def forward(self, x):
+      return torch.relu(self.short(x) + self.b(self.a(x)))
+
+  if arch == "cnn_small":
     return nn.Sequential(
+      Normalise(),
       nn.Conv2d(1, 32, 3, padding=1),
       nn.ReLU(),
       nn.Conv2d(32, 64, 3, padding=1),
       nn.ReLU(),
       nn.MaxPool2d(2),
-      nn.Flatten(),
+      FlattenNHWC(),
       nn.Linear(64 * 16, 128),
       nn.ReLU(),
       nn.Linear(128, 10),
     )
-  layers, c = [], 3
-  for i, w in enumerate((32, 64, 128)):
-    for _ in range(2):
-      layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
-      c = w
-    if i < 2:
-      layers.append(nn.MaxPool2d(2))
-  return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).eval()
-  del torch
+  if arch in ("vgg", "vgg_small"):
+    widths = (32, 64, 128) if arch == "vgg" else (16, 32, 64)
+    layers, c = [Normalise()], 3
+    for i, w in enumerate(widths):
+      for _ in range(2):
+        layers += [*conv_bn(c, w), nn.ReLU()]
+        c = w
+      if i < len(widths) - 1:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+  if arch == "resnet20":
+    layers, c = [Normalise(), *conv_bn(3, 16), nn.ReLU()], 16
+    for stage, w in enumerate((16, 32, 64)):
+      for block in range(3):
+        layers.append(Block(c, w, 2 if stage > 0 and block == 0 else 1))
+        c = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+  raise ValueError(f"arch={arch!r} has no PyTorch twin; one of cnn_small, vgg, vgg_small, resnet20")
 
 
 def run_torch(model_key, v, b) -> dict:
@@ -42,7 +84,7 @@ def run_torch(model_key, v, b) -> dict:
   from torch.func import functional_call
 
   torch.set_num_threads(os.cpu_count() or 1)
-  model = _torch_model(model_key).eval()
+  model = torch_module(ARCHS[model_key]).eval()
   params = {k: p.detach() for k, p in model.named_parameters()}
   buffers = dict(model.named_buffers())
   kernels = [k for k, p in params.items() if p.ndim >= 2]
@@ -102,3 +144,32 @@ def run_ceilings() -> dict:
     _, s = timed(lambda: torch.nn.functional.conv2d(tx, tw, padding=1))
   out["torch_conv_gflops"] = conv_flops / s / 1e9
   return out
+
+
+def _flax_leaves(tree, prefix=""):
+  """(path, array) of a Flax variables dict in creation (insertion) order, not sorted."""
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      yield from _flax_leaves(v, f"{prefix}{k}/")
+    else:
+      yield prefix + k, v
+
+
+def load_flax_params(model, params) -> None:
+  """Copies Flax `params` (of the `ucfp.evaluation.models` twin) into the PyTorch `model`
+  in place: conv kernels (kh, kw, C, O) -> (O, C, kh, kw), dense (I, O) -> (O, I),
+  BatchNorm scale -> weight. Raises ValueError when the two do not pair up."""
+  import numpy as np
+  import torch
+
+  flax = list(_flax_leaves(params))
+  ours = list(model.named_parameters())
+  if len(flax) != len(ours):
+    raise ValueError(f"params: {len(flax)} Flax arrays vs {len(ours)} PyTorch parameters")
+  with torch.no_grad():
+    for (path, a), (name, p) in zip(flax, ours, strict=True):
+      a = np.asarray(a)
+      a = a.transpose(3, 2, 0, 1) if a.ndim == 4 else a.T if a.ndim == 2 else a
+      if a.shape != tuple(p.shape):
+        raise ValueError(f"params: {path} {a.shape} does not fit {name} {tuple(p.shape)}")
+      p.copy_(torch.from_numpy(np.array(a, dtype=np.float32)))

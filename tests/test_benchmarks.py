@@ -121,3 +121,68 @@ def test_speed_rounds_report_the_median_and_the_ratio():
   md = speed.markdown(res)
   assert "auto V=8 step = 0.62 x (8 x its V=1 step); 6.0x faster than vmap" in md
   assert "medians of 3 processes; auto rounds 0.04-0.07 s; vmap rounds 0.2-0.4 s" in md
+
+
+def test_train_speed_quick(tmp_path):
+  """The digits CNN at batch 8, 2 steps: ucfp's trainer step vs PyTorch's (or its skip)."""
+  _run(["benchmarks/train_speed.py", "--quick"], tmp_path)
+  res = json.load(open(tmp_path / "results" / "train-speed.json"))
+  m = res["models"]["cnn_small"]
+  assert m["ucfp_images_per_s"] > 0 and m["compile_s"] > 0 and m["batch"] == 8
+  assert m["ucfp"]["params"] == 151306 and 0 < m["ucfp"]["forward_s"] < m["ucfp"]["step_s"] * 10
+  assert {"command", "commit", "machine"} <= set(res) and len(res["loadavg"]["end"]) == 3
+  if res["torch_skipped"]:
+    assert m["torch_images_per_s"] is None and m["ratio"] is None
+  else:
+    assert m["torch_images_per_s"] > 0 and m["torch"]["params"] == m["ucfp"]["params"]
+    assert m["ratio"] == pytest.approx(m["ucfp_images_per_s"] / m["torch_images_per_s"])
+  assert "| cnn_small | 8 | 151,306 |" in open(tmp_path / "results" / "train-speed.md").read()
+
+
+def test_train_speed_median_and_markdown():
+  sys.path.insert(0, ROOT)
+  from benchmarks import train_speed
+
+  rounds = [
+    {"images_per_s": 3.0},
+    {"error": "killed"},
+    {"images_per_s": 1.0},
+    {"images_per_s": 2.0},
+  ]
+  assert train_speed._median(rounds) == {
+    "images_per_s": 2.0,
+    "images_per_s_rounds": [1.0, 2.0, 3.0],
+  }
+  u = dict(images_per_s=50.0, compile_s=4.0, forward_s=0.5, forward_backward_s=1.5, step_s=2.0)
+  t = {**u, "images_per_s": 100.0, "params": 7}
+  m = train_speed.summarise(128, {**u, "params": 7}, t)
+  assert (m["ucfp_images_per_s"], m["torch_images_per_s"], m["ratio"]) == (50.0, 100.0, 0.5)
+  res = {"models": {"vgg": m}, "rounds": 3, "loadavg": {"start": (1, 2, 3), "end": (2, 2, 2)}}
+  md = train_speed.markdown(res)
+  assert "| vgg | 128 | 7 | 50 | 100 | 0.50 | 4.0 | 500.0 / 1500.0 / 2000.0 |" in md
+  assert "1.00, 2.00, 3.00 at the start" in md
+
+
+@pytest.mark.parametrize("arch, shape", [("cnn_small", (8, 8, 1)), ("resnet20", (32, 32, 3))])
+def test_torch_twin_gives_ucfp_logits(arch, shape):
+  """Same layers, padding (stride 2) and flatten order: copied weights, same logits."""
+  torch = pytest.importorskip("torch")
+  import jax
+  import numpy as np
+
+  sys.path.insert(0, ROOT)
+  from benchmarks.speed_reference import load_flax_params, torch_module
+  from ucfp.evaluation.models import get_module, init_variables
+
+  module = get_module(arch, 10)
+  variables = init_variables(module, jax.random.PRNGKey(0), shape)
+  twin = torch_module(arch).train()
+  load_flax_params(twin, variables["params"])
+  x = np.random.default_rng(0).uniform(size=(4, *shape)).astype(np.float32)
+  ours, _ = module.apply(variables, x, train=True, mutable=["batch_stats"])
+  theirs = twin(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).detach().numpy()
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=2e-5)
+  with pytest.raises(ValueError, match="params: "):
+    load_flax_params(
+      torch_module("vgg" if arch == "cnn_small" else "cnn_small"), variables["params"]
+    )

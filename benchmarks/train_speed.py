@@ -1,0 +1,277 @@
+"""Speed of one training step: ucfp's (the zoo trainer's) against PyTorch CPU's.
+
+    python benchmarks/train_speed.py [--quick]
+
+Images/s of a training step (forward + backward + AdamW update, BatchNorm in training
+mode, no augmentation) of the CIFAR-10 VGG, VGG-small and ResNet-20 at batch 128 and the
+digits CNN at batch 64. The ucfp step is `ucfp.evaluation.train._cached_runner`'s, the
+one `train` runs: STEPS steps under `lax.scan` in one compiled call, timed per call,
+compile (lower + compile) separately. The PyTorch reference trains the same architecture
+(`speed_reference.torch_module`, same parameter count) with `torch.optim.AdamW` on the same
+batches, eager, NCHW; its first call (warm-up) is reported as its `compile_s`. Each side
+also times the forward pass alone and forward + backward, so the update is their
+difference. Every measurement runs in its own process, ucfp and PyTorch back to back for
+each model and round (interleaved: both see the same load), ROUNDS rounds, median kept.
+Also the machine's f32 matmul and 3x3-conv ceilings and the load average at start and
+end. PyTorch is skipped with a message when absent (not a dependency of ucfp).
+`--quick`: the digits CNN at batch 8, 2 steps, one round, no ceilings (for tests).
+Writes benchmarks/results/train-speed.json and .md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import peak_rss_gib, print_result, run_in_subprocess, write_results  # noqa: E402
+from benchmarks.common import timed as _timed  # noqa: E402
+
+# name: (arch, image shape (H, W, C), batch, steps per timed call)
+MODELS = {
+  "vgg": ("vgg", (32, 32, 3), 128, 2),
+  "vgg_small": ("vgg_small", (32, 32, 3), 128, 4),
+  "resnet20": ("resnet20", (32, 32, 3), 128, 2),
+  "cnn_small": ("cnn_small", (8, 8, 1), 64, 50),
+}
+QUICK = {"cnn_small": ("cnn_small", (8, 8, 1), 8, 2)}
+ROUNDS = 3
+LR, WD = 2e-3, 1e-4  # the cifar10 preset's; the schedule's values do not change the cost
+
+
+def _batches(shape, b, steps):
+  """Images (steps * b, H, W, C) in [0, 1], labels (steps * b,), indices (steps, b)."""
+  import numpy as np
+
+  rng = np.random.default_rng(0)
+  n = steps * b
+  x = rng.uniform(size=(n, *shape)).astype(np.float32)
+  idx = rng.permutation(n).reshape(steps, b).astype(np.int32)
+  return x, (np.arange(n) % 10).astype(np.int32), idx
+
+
+def run_ucfp(arch, shape, b, steps, min_total=2.0) -> dict:
+  import jax
+  import jax.numpy as jnp
+
+  from ucfp.evaluation.models import get_module, init_variables
+  from ucfp.evaluation.train import _cached_runner, label_loss
+
+  timed = functools.partial(_timed, min_total=min_total)
+  module = get_module(arch, 10)
+  variables = init_variables(module, jax.random.PRNGKey(0), shape)
+  params = variables["params"]
+  stats = {k: v for k, v in variables.items() if k != "params"}
+  run, tx = _cached_runner(module, LR, WD, False, False, 10_000)
+  x, y, idx = (jnp.asarray(a) for a in _batches(shape, b, steps))
+  key = jax.random.PRNGKey(1)
+  state = [(params, stats, tx.init(params))]
+  t = time.perf_counter()
+  compiled = run.lower(state[0], x, y, idx, None, key).compile()
+  compile_s = time.perf_counter() - t
+
+  def call():
+    state[0], losses = compiled(state[0], x, y, idx, None, key)
+    jax.block_until_ready(losses)
+
+  _, chunk_s = timed(call)
+  xb, yb = x[idx[0]], y[idx[0]]
+
+  def loss_fn(p):
+    logits, _ = module.apply({"params": p, **stats}, xb, train=True, mutable=["batch_stats"])
+    return label_loss(logits, yb)
+
+  fwd = jax.jit(loss_fn).lower(params).compile()
+  grad = jax.jit(jax.value_and_grad(loss_fn)).lower(params).compile()
+  _, fwd_s = timed(lambda: jax.block_until_ready(fwd(params)))
+  _, grad_s = timed(lambda: jax.block_until_ready(grad(params)))
+  return {
+    "images_per_s": steps * b / chunk_s,
+    "step_s": chunk_s / steps,
+    "compile_s": compile_s,
+    "forward_s": fwd_s,
+    "forward_backward_s": grad_s,
+    "params": int(sum(a.size for a in jax.tree.leaves(params))),
+    "peak_rss_gib": peak_rss_gib(),
+  }
+
+
+def run_torch(arch, shape, b, steps, min_total=2.0) -> dict:
+  import torch
+
+  from benchmarks.speed_reference import torch_module
+
+  timed = functools.partial(_timed, min_total=min_total)
+
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(0)
+  model = torch_module(arch).train()
+  opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+  x, y, idx = _batches(shape, b, steps)
+  x, y = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y).long()
+  idx = torch.from_numpy(idx).long()
+  loss_of = lambda i: torch.nn.functional.cross_entropy(model(x[idx[i]]), y[idx[i]])
+
+  def call():
+    for i in range(steps):
+      opt.zero_grad(set_to_none=True)
+      loss_of(i).backward()
+      opt.step()
+
+  def forward_backward():
+    opt.zero_grad(set_to_none=True)
+    loss_of(0).backward()
+
+  first_s, chunk_s = timed(call)
+  _, fwd_s = timed(lambda: loss_of(0))
+  _, grad_s = timed(forward_backward)
+  return {
+    "images_per_s": steps * b / chunk_s,
+    "step_s": chunk_s / steps,
+    "compile_s": first_s,  # eager: the first call's warm-up (oneDNN kernel selection)
+    "forward_s": fwd_s,
+    "forward_backward_s": grad_s,
+    "params": int(sum(p.numel() for p in model.parameters())),
+    "peak_rss_gib": peak_rss_gib(),
+    "torch": torch.__version__,
+  }
+
+
+def one(args):
+  if args["kind"] == "ceilings":
+    from benchmarks.speed_reference import run_ceilings
+
+    print_result(run_ceilings())
+    return
+  fn = run_ucfp if args["kind"] == "ucfp" else run_torch
+  print_result(fn(args["arch"], tuple(args["shape"]), args["b"], args["steps"], args["min_total"]))
+
+
+def _median(rounds: list[dict]) -> dict:
+  """The round with the median images/s, plus every round's (`images_per_s_rounds`)."""
+  ok = sorted((r for r in rounds if "images_per_s" in r), key=lambda r: r["images_per_s"])
+  if not ok:
+    return rounds[-1]
+  return {**ok[(len(ok) - 1) // 2], "images_per_s_rounds": [r["images_per_s"] for r in ok]}
+
+
+def summarise(b: int, ucfp: dict, torch: dict | None) -> dict:
+  """One `models` entry: the required fields first, then both sides' details."""
+  u_ips = ucfp.get("images_per_s")
+  t_ips = (torch or {}).get("images_per_s")
+  return {
+    "ucfp_images_per_s": u_ips,
+    "torch_images_per_s": t_ips,
+    "compile_s": ucfp.get("compile_s"),
+    "ratio": u_ips / t_ips if u_ips and t_ips else None,  # > 1: ucfp faster
+    "batch": b,
+    "ucfp": ucfp,
+    "torch": torch,
+  }
+
+
+def _f(v, fmt="{:.0f}"):
+  return "-" if v is None else fmt.format(v)
+
+
+def markdown(res: dict) -> str:
+  load = res["loadavg"]
+  lines = [
+    "# Training step speed: ucfp vs PyTorch CPU",
+    "",
+    "Images/s of one training step (forward + backward + AdamW, BatchNorm in training mode,",
+    "no augmentation): ucfp's zoo trainer (`ucfp.evaluation.train`, steps under `lax.scan`)",
+    "and the same architecture in PyTorch (eager, NCHW, `torch.optim.AdamW`), each in its",
+    f"own process, interleaved, median of {res['rounds']} round(s). Ratio = ucfp / PyTorch.",
+    f"Measured under load: load average (1, 5, 15 min) {_load(load['start'])} at the start,",
+    f"{_load(load['end'])} at the end, on a machine shared with other jobs; absolute figures",
+    "move with it, the interleaved ratios less so.",
+    "",
+    "| model | batch | params | ucfp img/s | PyTorch img/s | ratio | ucfp compile s "
+    "| ucfp fwd / fwd+bwd / step ms | PyTorch fwd / fwd+bwd / step ms |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for name, m in res["models"].items():
+    u, t = m["ucfp"] or {}, m["torch"] or {}
+    ms = lambda d: " / ".join(
+      _f(d.get(k) and 1e3 * d[k], "{:.1f}") for k in ("forward_s", "forward_backward_s", "step_s")
+    )
+    params = _f(u.get("params"), "{:,}")
+    if t.get("params") not in (None, u.get("params")):
+      params += f" (PyTorch {t['params']:,})"
+    lines.append(
+      f"| {name} | {m['batch']} | {params} | {_f(m['ucfp_images_per_s'])} "
+      f"| {_f(m['torch_images_per_s'])} | {_f(m['ratio'], '{:.2f}')} | {_f(m['compile_s'], '{:.1f}')} "
+      f"| {ms(u)} | {ms(t)} |"
+    )
+  if res.get("torch_skipped"):
+    lines += ["", res["torch_skipped"]]
+  c = res.get("ceilings") or {}
+  if c:
+    lines += [
+      "",
+      "Ceilings measured in the same run (GFLOP/s, f32): "
+      + ", ".join(f"{k.replace('_gflops', '')} {v:.0f}" for k, v in c.items() if "gflops" in k),
+    ]
+  return "\n".join(lines)
+
+
+def _load(t):
+  return ", ".join(f"{v:.2f}" for v in t)
+
+
+def main(quick: bool):
+  from ucfp.core import progress
+
+  load_start = os.getloadavg()
+  try:
+    import torch  # noqa: F401
+
+    skipped = None
+  except ImportError:
+    skipped = "torch is absent: skipping the PyTorch reference (pip install torch==2.13.0)"
+    print(skipped)
+  models, rounds = (QUICK, 1) if quick else (MODELS, ROUNDS)
+  ceilings = {} if quick else run_in_subprocess(__file__, {"kind": "ceilings"})
+  print("ceilings", ceilings, flush=True)
+  progress.show_progress()
+  bar = progress.bar(total=len(models) * rounds, desc="train-speed", unit="round")
+  out = {}
+  for name, (arch, shape, b, steps) in models.items():
+    args = {
+      "arch": arch,
+      "shape": shape,
+      "b": b,
+      "steps": steps,
+      "min_total": 0.05 if quick else 2.0,
+    }
+    got = {"ucfp": [], "torch": []}
+    for _ in range(rounds):
+      for kind in ("ucfp",) if skipped else ("ucfp", "torch"):
+        got[kind].append(run_in_subprocess(__file__, {"kind": kind, **args}))
+        print(name, kind, got[kind][-1], flush=True)
+      bar.update(1)
+    torch_res = None if skipped else _median(got["torch"])
+    out[name] = summarise(b, _median(got["ucfp"]), torch_res)
+  bar.close()
+  res = {
+    "models": out,
+    "ceilings": ceilings,
+    "rounds": rounds,
+    "steps_per_call": {name: m[3] for name, m in models.items()},
+    "loadavg": {"start": load_start, "end": os.getloadavg()},
+    "torch_skipped": skipped,
+  }
+  write_results("train-speed", res, markdown(res))
+  print(markdown(res))
+
+
+if __name__ == "__main__":
+  if len(sys.argv) > 2 and sys.argv[1] == "--one":
+    one(json.loads(sys.argv[2]))
+  else:
+    main(quick="--quick" in sys.argv)
