@@ -96,14 +96,13 @@ def _stored_shapes(ckpt: str) -> dict[str, tuple[int, ...]]:
   except Exception as e:  # noqa: BLE001 - orbax raises many types for a folder it cannot read
     raise ValueError(f"checkpoint {ckpt}: orbax cannot read it: {e}") from e
   tree = getattr(meta, "item_metadata", meta)
-  tree = getattr(tree, "tree", tree)
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(p): tuple(getattr(v, "shape", ())) for p, v in leaves}
+  return _shapes(getattr(tree, "tree", tree))
 
 
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
+  """Path -> shape of every leaf (arrays, abstract arrays or orbax metadata; () if none)."""
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(p): tuple(v.shape) for p, v in leaves}
+  return {jax.tree_util.keystr(p): tuple(getattr(v, "shape", ())) for p, v in leaves}
 
 
 def _num_classes(abstract: Callable[[int], Any], stored: dict[str, tuple[int, ...]]) -> int | None:
