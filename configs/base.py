@@ -39,6 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.kappa = 5.0  # margin loss floor: max(max_{j!=y} z_j - z_y, -kappa)
   c.init = "uniform"  # uniform on [0, 1] | gaussian (mean 0.5, std init_sigma, clipped)
   c.init_sigma = 0.15
+  # L-inf bound on how far an example moves from its starting noise (0: none).
+  c.budget = 0.0
   c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin
   c.early_stop_margin = 5.0
   # Checkpoint the generation state every this many steps (0: never), so that a rerun
@@ -68,6 +70,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.ltrc.term = "none"  # none | spectral | reference
   c.ltrc.weight = 1.0  # lambda of the low-transferability term
   c.ltrc.reduce = "mean"  # mean | max of the target probability over the reference models
+  # The reference models' penalty: prob (p_r(y|x)) | complement (-log(1 - p_r(y|x))).
+  c.ltrc.ref_loss = "prob"
+  # Relative weight noise on each reference model, drawn afresh every step (0: none).
+  c.ltrc.ref_noise = 0.0
 
   # --- Training of every model in the zoo.
   c.train = ml_collections.ConfigDict()

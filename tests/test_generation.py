@@ -200,3 +200,42 @@ def test_grouped_step_counts_the_other_terms_once(tiny_config, cnn_model, mlp_mo
   (xg, _), lg = outs["grouped"]
   np.testing.assert_allclose(lg, lu, rtol=1e-5)
   assert np.mean(np.abs(np.asarray(xg) - np.asarray(xu)) > 1e-4) < 0.01
+
+
+def test_budget_keeps_examples_near_their_noise(tiny_config, cnn_model):
+  c = _cfg(tiny_config, "rc", steps=20, step_size=0.05, budget=0.1)
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+  x0 = jax.random.uniform(jax.random.split(jax.random.PRNGKey(0), 3)[0], fp.x.shape)
+  assert float(jnp.max(jnp.abs(fp.x - x0))) <= 0.1 + 1e-6
+  free = fingerprint(
+    cnn_model,
+    _cfg(tiny_config, "rc", steps=20, step_size=0.05, budget=0.0),
+    key=jax.random.PRNGKey(0),
+  )
+  assert float(jnp.max(jnp.abs(free.x - x0))) > 0.5  # without it they move further
+
+
+def test_reference_noise_and_complement_change_the_examples(tiny_config, cnn_model, mlp_model):
+  kw = {"ltrc.term": "reference", "ltrc.radius": 0.0}
+  plain = fingerprint(
+    cnn_model, _cfg(tiny_config, "ltrc", **kw), key=jax.random.PRNGKey(0), reference=[mlp_model]
+  )
+  for extra in ({"ltrc.ref_noise": 0.3}, {"ltrc.ref_loss": "complement"}):
+    c = _cfg(tiny_config, "ltrc", **kw, **extra)
+    a = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])
+    b = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])
+    np.testing.assert_array_equal(a.x, b.x)  # deterministic per key
+    assert not np.array_equal(a.x, plain.x), extra
+
+
+def test_reference_warning_names_too_few_or_alike_references(tiny_config, cnn_model, mlp_model):
+  from ucfp.core.generation import reference_warning
+
+  assert "only 1 reference" in reference_warning([mlp_model])
+  alike = [random_model("mlp", s) for s in range(4)]
+  assert "all of one architecture" in reference_warning(alike)
+  assert "only" not in reference_warning(alike)
+  assert reference_warning(alike[:2] + [cnn_model, random_model("cnn_small", 9)]) is None
+  c = _cfg(tiny_config, "ltrc", **{"ltrc.term": "reference", "ltrc.radius": 0.0}, steps=1)
+  with pytest.warns(UserWarning, match="ucfp.train_references"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])

@@ -195,3 +195,18 @@ def test_grouped_shares_sum_to_the_mean(cnn_model, monkeypatch):
   np.testing.assert_allclose(sum(p[1] for p in parts), whole[1], rtol=1e-4, atol=1e-6)
   # without a group_start, grouped is the unrolled mean itself
   np.testing.assert_allclose(term(x, "grouped"), whole[0], rtol=1e-6)
+
+
+def test_complement_reference_loss_is_minus_log_one_minus_p(mlp_model):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (5, 8, 8, 1))
+  y = jnp.array([0, 1, 2, 3, 4])
+  fns, vs = (mlp_model.apply_fn,), (mlp_model.variables,)
+  p = jax.nn.softmax(mlp_model(x))[jnp.arange(5), y]
+  got = objectives.reference_term(fns, vs, x, y, ref_loss="complement")
+  np.testing.assert_allclose(got, jnp.sum(-jnp.log1p(-p)), rtol=1e-5)
+  # finite where the reference is all but certain of y (p = 1 in float32)
+  big = lambda v, x: jnp.where(jnp.arange(10) == 0, 200.0, 0.0) * jnp.ones((x.shape[0], 1))
+  pen = objectives.reference_term((big,), ({},), x, jnp.zeros(5, jnp.int32), ref_loss="complement")
+  np.testing.assert_allclose(pen, 5 * (200.0 - jnp.log(9.0)), rtol=1e-5)
+  with pytest.raises(ValueError, match=r"config\.ltrc\.ref_loss"):
+    objectives.reference_term(fns, vs, x, y, ref_loss="logit")

@@ -16,6 +16,7 @@ from ucfp.core.scoring import (
   verify,
 )
 from ucfp.core.types import Model
+from ucfp.references import simple_references, train_references
 
 __all__ = [
   "Fingerprints",
@@ -26,6 +27,8 @@ __all__ = [
   "match_rate",
   "null_rate_upper_bound",
   "show_progress",
+  "simple_references",
+  "train_references",
   "uniqueness_score",
   "verify",
 ]

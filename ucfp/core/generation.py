@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import time
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -85,6 +86,30 @@ def _no_kernels_error(model: Model, method: str) -> ValueError:
   )
 
 
+# Below this many reference models, or with all of one architecture, fingerprints of
+# models ucfp did not train transferred to innocents (benchmarks/results/clients-digits.md).
+MIN_REFERENCES = 4
+
+
+def reference_warning(reference: Sequence[Model]) -> str | None:
+  """Why the reference models may be too few or too alike to trust the reference term,
+  or None. One architecture = one pytree structure with the same leaf shapes."""
+  problems = []
+  if len(reference) < MIN_REFERENCES:
+    problems.append(f"only {len(reference)} reference model(s) (< {MIN_REFERENCES})")
+  shapes = {str(jax.tree.map(jnp.shape, r.variables)) for r in reference}
+  if len(reference) > 1 and len(shapes) == 1:
+    problems.append("all of one architecture")
+  if not problems:
+    return None
+  return (
+    f"ucfp.fingerprint: {' and '.join(problems)}: measured on models ucfp did not train "
+    "(benchmarks/results/clients-digits.md), such references leave fingerprints that "
+    "independently trained models still follow; train more with ucfp.train_references "
+    "and add other architectures with ucfp.simple_references(x, y)"
+  )
+
+
 def fingerprint(
   model: Model,
   config,
@@ -139,6 +164,9 @@ def fingerprint(
         "config.ltrc.term='reference' needs the owner's reference models: pass reference=[...]"
       )
     _check_classes(reference, shape, k, "reference model")
+    why = reference_warning(reference)
+    if why is not None:
+      warnings.warn(why, UserWarning, stacklevel=2)
   wanted = len(config.robust.surrogates) > 0 or bool(config.robust.get("surrogate_attacks"))
   use_sur = spec.method != "c" and (wanted or len(surrogates) > 0)
   if use_sur and not surrogates:

@@ -121,6 +121,20 @@ def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
 
 
 REDUCTIONS = ("mean", "max")
+REF_LOSSES = ("prob", "complement")
+
+
+def _ref_penalty(logits: jax.Array, y: jax.Array, ref_loss: str) -> jax.Array:
+  """(N,) penalty of a reference model assigning y: `p(y|x)` (prob), or
+  `-log(1 - p(y|x))` (complement), whose gradient grows, not vanishes, as p -> 1."""
+  logp = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+  if ref_loss == "prob":
+    return jnp.exp(logp)
+  if ref_loss == "complement":
+    # log(1 - p) = log(sum_{j != y} p_j), stable when p -> 1.
+    others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(others, axis=-1)
+  raise ValueError(f"config.ltrc.ref_loss={ref_loss!r} is not one of {', '.join(REF_LOSSES)}")
 
 
 def reference_term(
@@ -129,8 +143,9 @@ def reference_term(
   x: jax.Array,
   y: jax.Array,
   reduce: str = "mean",
+  ref_loss: str = "prob",
 ) -> jax.Array:
-  """`sum_i reduce_r p_r(y_i | x_i)`: target-class probability under reference models.
+  """`sum_i reduce_r pen_r(x_i, y_i)`: how much reference models assign the target class.
 
   The owner's independently trained reference models (never the evaluation's
   innocents) stand in for models that fingerprints must not transfer to.
@@ -140,12 +155,11 @@ def reference_term(
     x: (N, H, W, C); y: (N,).
     reduce: `mean` over the references, or `max` (each example is pushed away from
       the reference that still assigns it the target class most).
+    ref_loss: the penalty `pen_r`: `prob` (the target probability `p_r(y|x)`) or
+      `complement` (`-log(1 - p_r(y|x))`).
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
-  probs = [
-    jnp.take_along_axis(jax.nn.softmax(f(v, x)), y[:, None], axis=-1)[:, 0]
-    for f, v in zip(apply_fns, variables, strict=True)
-  ]
+  probs = [_ref_penalty(f(v, x), y, ref_loss) for f, v in zip(apply_fns, variables, strict=True)]
   stacked = jnp.stack(probs)
   return jnp.sum(jnp.mean(stacked, axis=0) if reduce == "mean" else jnp.max(stacked, axis=0))

@@ -27,6 +27,9 @@ class GenSpec:
   term: str
   weight: float
   reduce: str = "mean"
+  ref_loss: str = "prob"
+  ref_noise: float = 0.0
+  budget: float = 0.0
   chunk: int = 0
   surrogate_weight: float = 0.0
 
@@ -49,5 +52,8 @@ class GenSpec:
       term=c.ltrc.term if c.method == "ltrc" else "none",
       weight=float(c.ltrc.weight),
       reduce=c.ltrc.reduce,
+      ref_loss=c.ltrc.get("ref_loss", "prob"),
+      ref_noise=float(c.ltrc.get("ref_noise", 0.0)),
+      budget=float(c.get("budget", 0.0)),
       surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
     )

@@ -14,7 +14,7 @@ from ucfp.core import objectives
 from ucfp.core.lowering import conv_lowering
 from ucfp.core.spec import GenSpec
 from ucfp.core.spectral import high_pass_filter
-from ucfp.core.variants import conv_lowering_for, group_layout
+from ucfp.core.variants import VariantSpec, conv_lowering_for, group_layout, sample_variant
 
 
 def make_optimizer(spec: GenSpec) -> optax.GradientTransformation:
@@ -72,7 +72,16 @@ def objective(
     if spec.term == "spectral":
       total += spec.weight * objectives.spectral_term(x, x0, spec.radius)
     elif spec.term == "reference":
-      total += spec.weight * objectives.reference_term(ref_fns, ref_variables, x, y, spec.reduce)
+      refs = ref_variables
+      if spec.ref_noise > 0:  # each reference perturbed afresh every step
+        vspec = VariantSpec(spec.ref_noise, "relative", "none")
+        refs = [
+          sample_variant(v, jax.random.fold_in(key, 7919 + i), vspec, None)
+          for i, v in enumerate(ref_variables)
+        ]
+      total += spec.weight * objectives.reference_term(
+        ref_fns, refs, x, y, spec.reduce, spec.ref_loss
+      )
     return total
 
   if group_start is None:
@@ -118,11 +127,15 @@ def _value_and_grad(
   return chunked_value_and_grad(fn, x, (x0, y), shared, spec.chunk)
 
 
-def _update(state, loss, grad, *, spec):
+def _update(state, x0, loss, grad, *, spec):
+  """The optimiser update, then projection on [0, 1] (and on the L-inf ball of radius
+  `spec.budget` around the starting noise x0 (N, H, W, C) when budget > 0)."""
   x, opt_state = state
   updates, opt_state = make_optimizer(spec).update(grad, opt_state, x)
-  x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
-  return (x, opt_state), loss
+  x = optax.apply_updates(x, updates)
+  if spec.budget > 0:
+    x = jnp.clip(x, x0 - spec.budget, x0 + spec.budget)
+  return (jnp.clip(x, 0.0, 1.0), opt_state), loss
 
 
 @functools.cache
@@ -147,7 +160,7 @@ def generation_step(
     state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key, None,
     spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns,
   )  # fmt: skip
-  return _update(state, loss, grad, spec=spec)
+  return _update(state, x0, loss, grad, spec=spec)
 
 
 def _lowered(fn, batching: str):
@@ -175,9 +188,9 @@ class GroupedStep:
     def group(*args):
       return _value_and_grad(*args, spec=spec, apply_fn=apply_fn, ref_fns=ref_fns, sur_fns=sur_fns)
 
-    def update(state, parts):
+    def update(state, x0, parts):
       loss, grad = jax.tree.map(lambda *p: sum(p), *parts)
-      return _update(state, loss, grad, spec=spec)
+      return _update(state, x0, loss, grad, spec=spec)
 
     self.group_fn = jax.jit(_lowered(group, spec.batching))
     self.update_fn = jax.jit(update, donate_argnums=0)  # no model inside: no lowering
@@ -185,7 +198,7 @@ class GroupedStep:
   def __call__(self, state, x0, y, variables, ref_variables, sur_variables, sorted_abs, key):
     args = (state[0], x0, y, variables, ref_variables, sur_variables, sorted_abs, key)
     parts = tuple(self.group_fn(*args, s) for s in self._starts)
-    return self.update_fn(state, parts)
+    return self.update_fn(state, x0, parts)
 
 
 @functools.lru_cache(maxsize=64)

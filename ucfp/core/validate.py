@@ -5,7 +5,7 @@ Each error is a ValueError that names the field (`config.<field>`) and what is a
 
 from __future__ import annotations
 
-from ucfp.core.objectives import LOSSES, REDUCTIONS
+from ucfp.core.objectives import LOSSES, REDUCTIONS, REF_LOSSES
 from ucfp.core.spectral import check_radius
 from ucfp.core.variants import BATCHINGS, MASKS, NOISE_KINDS
 
@@ -104,4 +104,5 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _choice(config.ltrc.term, TERMS, "ltrc.term")
   number(config.ltrc.weight, "ltrc.weight", 0)
   _choice(config.ltrc.reduce, REDUCTIONS, "ltrc.reduce")
+  _choice(config.ltrc.get("ref_loss", "prob"), REF_LOSSES, "ltrc.ref_loss")
   return shape

@@ -1,0 +1,78 @@
+"""benchmarks/clients.py's methods: the paper's, ucfp's default, and one row per lever."""
+
+from __future__ import annotations
+
+from configs import c, ltrc, rc
+
+# name -> (description, config overrides). Overrides starting with "_" are handled by
+# `method_config`; "ucfp" is configs/ltrc.py as shipped.
+METHODS = {
+  "c": ("C-examples (paper)", {"_config": c}),
+  "rc": ("RC-examples (paper)", {"_config": rc}),
+  "ltrc_paper": (
+    "LTRC-examples (paper: RC + high-pass filter, no reference term)",
+    {"ltrc.term": "none", "_paper_radius": True},
+  ),
+  "ucfp": ("ucfp default (configs/ltrc.py)", {}),
+  "ucfp_w10": ("ucfp, reference weight 10", {"ltrc.weight": 10.0}),
+  "ucfp_comp": ("ucfp, complement reference loss", {"ltrc.ref_loss": "complement"}),
+  "ucfp_mixed": ("ucfp, mixed references", {"_refs": "mixed"}),
+  "ucfp_mixed_w10": ("ucfp, mixed references, weight 10", {"_refs": "mixed", "ltrc.weight": 10.0}),
+  "ucfp_mixed_comp": (
+    "ucfp, mixed references, complement reference loss",
+    {"_refs": "mixed", "ltrc.ref_loss": "complement"},
+  ),
+  # Levers measured on the avgcnn setup only (benchmarks/results/clients-digits.md):
+  "rc_m1": ("RC, margin loss kappa 1", {"_config": rc, "loss": "margin", "kappa": 1.0}),
+  "c_m1": ("C, margin loss kappa 1", {"_config": c, "loss": "margin", "kappa": 1.0}),
+  "ucfp_m1": ("ucfp, margin loss kappa 1", {"loss": "margin", "kappa": 1.0}),
+  "ucfp_m3": ("ucfp, margin loss kappa 3", {"loss": "margin", "kappa": 3.0}),
+  "ucfp_max": ("ucfp, reference term max over references", {"ltrc.reduce": "max"}),
+  "ucfp_gauss": ("ucfp, gaussian init", {"init": "gaussian"}),
+  "ucfp_rn3": ("ucfp, references perturbed (noise 0.3)", {"ltrc.ref_noise": 0.3}),
+  "ucfp_rn3_w10": (
+    "ucfp, references perturbed (noise 0.3), weight 10",
+    {"ltrc.ref_noise": 0.3, "ltrc.weight": 10.0},
+  ),
+  "ucfp_b2": ("ucfp, L-inf budget 0.2 around the noise", {"budget": 0.2}),
+  "ucfp_b3": ("ucfp, L-inf budget 0.3 around the noise", {"budget": 0.3}),
+  "ucfp_r1": ("ucfp, high-pass radius 1", {"ltrc.radius": 1.0}),
+  "ucfp_r15": ("ucfp, high-pass radius 1.5", {"ltrc.radius": 1.5}),
+  "ucfp_p05": ("ucfp, variants pruned at U[0, 0.5]", {"robust.prune_rate": (0.0, 0.5)}),
+  "ucfp_nomask": ("ucfp, variants: weight noise only", {"robust.mask": "none"}),
+}
+
+
+def refs_of(method: str) -> str:
+  """`same` (K of the user's architecture) or `mixed` (see benchmarks/clients.py)."""
+  return METHODS[method][1].get("_refs", "same")
+
+
+def method_config(method: str, image_shape, k: int, n: int):
+  """The config of `method` with k reference models. With k = 0 the reference term is
+  off (`ucfp.fingerprint` needs references for it); None for a `mixed` method at k = 0
+  (the same run as its `same` twin)."""
+  if method not in METHODS:
+    raise ValueError(f"--methods: {method!r} is not one of {', '.join(METHODS)}")
+  over = {k_: v for k_, v in METHODS[method][1].items() if k_ != "_refs"}
+  if k == 0 and refs_of(method) == "mixed":
+    return None
+  module = over.pop("_config", ltrc)
+  preset = "digits" if tuple(image_shape) == (8, 8, 1) else "cifar10"
+  config = module.get_config(preset)
+  config.unlock()
+  config.num_fingerprints = n
+  if over.pop("_paper_radius", False):
+    config.ltrc.radius = ltrc.paper_radius(image_shape)
+  for key, value in over.items():
+    node = config
+    *path, leaf = key.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  config.robust.surrogates = ()  # clients give no surrogates
+  if config.method == "ltrc" and config.ltrc.term == "reference" and k == 0:
+    config.ltrc.term = "none"
+  config.checkpoint_every = 0
+  config.lock()
+  return config

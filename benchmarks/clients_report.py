@@ -1,0 +1,54 @@
+"""The markdown tables of benchmarks/clients.py's results."""
+
+from __future__ import annotations
+
+from benchmarks.client_methods import METHODS
+
+STUDENTS = ("distill", "extract")
+
+
+def _row(setup: str, name: str, run: dict) -> str:
+  derived = run["derived"]
+  useful = {d: v for d, v in derived.items() if v["useful"]}
+  missed = [d for d, v in useful.items() if not v["detected"] and not d.startswith(STUDENTS)]
+  students = ", ".join(
+    f"{d} {v['match_rate']:.2f}{'' if v['detected'] else ' (missed)'}"
+    for d, v in useful.items()
+    if d.startswith(STUDENTS)
+  )
+  method, k = name.split("/K=")
+  return (
+    f"| {setup} | {method} | {k} | {run['robustness']:.3f} | {run['transferability']:.3f} | "
+    f"**{run['uniqueness_score']:.3f}** | {run['max_innocent']:.2f} | {len(run['false_alarms'])} | "
+    f"{', '.join(missed) or 'none'} | {students} |"
+  )
+
+
+def markdown(out: dict, dataset: str) -> str:
+  """Per setup, method and K: R, T, US, the largest innocent match, false alarms, the
+  missed pruned / quantised / fine-tuned copies, and the students' match rates."""
+  lines = [
+    f"# Client models: {dataset}",
+    "",
+    "Models ucfp did not train (benchmarks/client_models.py: the user's own Flax modules",
+    "and plain optax loops), each with its derived copies, innocents and K reference",
+    "models of the user's choosing. R: mean match of the useful pruned copies; T: mean",
+    "match of the innocents; false alarms: innocents judged derived with the null rate",
+    "from the other innocents (leave-one-out Clopper-Pearson bound, alpha 1e-3); missed:",
+    "useful pruned / int8 / fine-tuned copies not detected (null rate from all",
+    "innocents). Students (distilled, label-extracted) are listed with their match rate.",
+    "",
+    "| setup | method | K | R | T | US | max innocent | false alarms | missed copies | students |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ]
+  for setup, res in out["setups"].items():
+    for name, run in res["runs"].items():
+      lines.append(_row(setup, name, run))
+  lines += ["", "## Models", ""]
+  for setup, res in out["setups"].items():
+    accs = ", ".join(f"{n} {a:.3f}" for n, a in res["test_accuracy"].items())
+    lines.append(f"- **{setup}** (trained in {res['train_seconds']:.0f} s): {accs}")
+  used = sorted({n.split("/K=")[0] for r in out["setups"].values() for n in r["runs"]})
+  lines += ["", "## Methods", ""] + [f"- `{m}`: {METHODS[m][0]}" for m in used]
+  lines += ["", f"Total {out['total_seconds'] / 60:.1f} min."]
+  return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""ucfp.train_references (the user's own training, cached) and ucfp.simple_references."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from conftest import random_model
+
+import ucfp
+
+
+def test_train_references_calls_the_users_function_once_per_seed(tmp_path):
+  made = []
+
+  def train_fn(seed):
+    made.append(seed)
+    return random_model("mlp", seed).variables
+
+  apply_fn = random_model("mlp").apply_fn
+  refs = ucfp.train_references(apply_fn, train_fn, 2, cache_dir=str(tmp_path), name="mine")
+  assert made == [1001, 1002] and [r.name for r in refs] == ["mine-s1001", "mine-s1002"]
+  assert sorted(os.listdir(tmp_path)) == ["mine-s1001.npz", "mine-s1002.npz"]
+  again = ucfp.train_references(apply_fn, train_fn, 2, cache_dir=str(tmp_path), name="mine")
+  assert made == [1001, 1002]  # restored, not retrained
+  x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype(np.float32)
+  for a, b in zip(refs, again, strict=True):
+    np.testing.assert_array_equal(a(x), b(x))
+  other = ucfp.train_references(apply_fn, train_fn, 1, seeds=[7])
+  assert made[-1] == 7 and other[0].name == "reference-s7"
+
+
+@pytest.mark.parametrize(
+  "kw, match",
+  [({"k": 0}, "k=0"), ({"k": 2, "seeds": [1, 1]}, "distinct"), ({"k": 1, "name": "a/b"}, "name")],
+)
+def test_train_references_rejects_bad_arguments(kw, match):
+  with pytest.raises(ValueError, match=match):
+    ucfp.train_references(lambda v, x: x, lambda s: {}, **kw)
+
+
+def test_simple_references_learn_the_data(digits):
+  refs = ucfp.simple_references(digits.train_x, digits.train_y, epochs=5)
+  assert [r.name for r in refs] == ["linear-s2001", "mlp-s2002"]
+  for r in refs:
+    pred = np.asarray(jax.numpy.argmax(r(digits.test_x), -1))
+    assert np.mean(pred == digits.test_y) > 0.85, r.name
+  with pytest.raises(ValueError, match="num_classes=3"):
+    ucfp.simple_references(digits.train_x, digits.train_y, num_classes=3)
+  with pytest.raises(ValueError, match=r"\(n, H, W, C\)"):
+    ucfp.simple_references(digits.train_x[:, :, :, 0], digits.train_y)
