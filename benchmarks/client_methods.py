@@ -22,6 +22,15 @@ METHODS = {
     "ucfp, mixed references, complement reference loss",
     {"_refs": "mixed", "ltrc.ref_loss": "complement"},
   ),
+  "ucfp_mixed_w30": ("ucfp, mixed references, weight 30", {"_refs": "mixed", "ltrc.weight": 30.0}),
+  "ucfp_mixed_w10_s100": (
+    "ucfp, mixed references, weight 10, 100 steps",
+    {"_refs": "mixed", "ltrc.weight": 10.0, "steps": 100},
+  ),
+  "ucfp_mixed_w10_rn1": (
+    "ucfp, mixed references perturbed (noise 0.1), weight 10",
+    {"_refs": "mixed", "ltrc.weight": 10.0, "ltrc.ref_noise": 0.1},
+  ),
   # Levers measured on the avgcnn setup only (benchmarks/results/clients-digits.md):
   "rc_m1": ("RC, margin loss kappa 1", {"_config": rc, "loss": "margin", "kappa": 1.0}),
   "c_m1": ("C, margin loss kappa 1", {"_config": c, "loss": "margin", "kappa": 1.0}),

@@ -14,6 +14,7 @@ folder, named by a hash of everything that determines them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -121,10 +122,38 @@ class Recipe:
     return opt
 
 
+@functools.cache
 def apply_fn(arch: str):
-  """`apply(variables, x (N, H, W, C)) -> logits (N, 10)` in inference mode."""
+  """`apply(variables, x (N, H, W, C)) -> logits (N, 10)` in inference mode; one function
+  object per architecture, so that compiled code is shared by its models."""
   module = ARCHS[arch]
   return lambda variables, x: module.apply(variables, x, train=False)
+
+
+@functools.cache
+def jit_apply(arch: str):
+  """`apply_fn(arch)`, jitted once."""
+  return jax.jit(apply_fn(arch))
+
+
+@functools.cache
+def _step(arch: str, recipe: Recipe, steps: int, masked: bool):
+  """The jitted training step `(params, state, opt_state, masks, xb, yb) -> (params, state,
+  opt_state)` of `fit`, compiled once per architecture, recipe and run length."""
+  module, tx = ARCHS[arch], recipe.tx(steps)
+
+  @jax.jit
+  def step(params, state, opt_state, pmask, xb, yb):
+    (_, new), g = jax.value_and_grad(_loss, argnums=1, has_aux=True)(module, params, state, xb, yb)
+    if masked:
+      g = prune.apply_masks(g, pmask)
+    updates, opt_state = tx.update(g, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    if masked:
+      params = prune.apply_masks(params, pmask)
+    return params, {**state, **new}, opt_state
+
+  return step, tx
 
 
 def _loss(module, params, state, x, y):
@@ -162,32 +191,21 @@ def fit(
   pmask = None if masks is None else masks["params"]
   bs = min(recipe.batch_size, len(x))
   per_epoch = len(x) // bs
-  tx = recipe.tx(recipe.epochs * per_epoch)
+  step, tx = _step(arch, recipe, recipe.epochs * per_epoch, pmask is not None)
   opt_state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, opt_state, xb, yb):
-    (_, new), g = jax.value_and_grad(_loss, argnums=1, has_aux=True)(module, params, state, xb, yb)
-    if pmask is not None:
-      g = prune.apply_masks(g, pmask)
-    updates, opt_state = tx.update(g, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    if pmask is not None:
-      params = prune.apply_masks(params, pmask)
-    return params, {**state, **new}, opt_state
 
   rng = np.random.default_rng(seed)
   xd, yd = jnp.asarray(x), jnp.asarray(y)
   for _ in range(recipe.epochs):
     order = rng.permutation(len(x))[: per_epoch * bs].reshape(per_epoch, bs)
     for idx in order:
-      params, state, opt_state = step(params, state, opt_state, xd[idx], yd[idx])
+      params, state, opt_state = step(params, state, opt_state, pmask, xd[idx], yd[idx])
   return {"params": params, **state}
 
 
 def accuracy(arch: str, variables, x, y) -> float:
   """Test accuracy of a model on x (n, H, W, C), y (n,)."""
-  pred = jnp.argmax(jax.jit(apply_fn(arch))(variables, jnp.asarray(x)), -1)
+  pred = jnp.argmax(jit_apply(arch)(variables, jnp.asarray(x)), -1)
   return float(np.mean(np.asarray(pred) == np.asarray(y)))
 
 
@@ -208,13 +226,13 @@ def quantize(variables, bits: int = 8):
 
 def soft_labels(arch: str, variables, x, temperature: float = 4.0) -> np.ndarray:
   """(n, K) probabilities of the model at `temperature` (distillation targets)."""
-  logits = jax.jit(apply_fn(arch))(variables, jnp.asarray(x))
+  logits = jit_apply(arch)(variables, jnp.asarray(x))
   return np.asarray(jax.nn.softmax(logits / temperature))
 
 
 def hard_labels(arch: str, variables, x) -> np.ndarray:
   """(n,) the model's labels (what a label-only extraction attack queries)."""
-  return np.asarray(jnp.argmax(jax.jit(apply_fn(arch))(variables, jnp.asarray(x)), -1))
+  return np.asarray(jnp.argmax(jit_apply(arch)(variables, jnp.asarray(x)), -1))
 
 
 class Cache:

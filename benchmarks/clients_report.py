@@ -42,8 +42,16 @@ def markdown(out: dict, dataset: str) -> str:
     "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for setup, res in out["setups"].items():
-    for name, run in res["runs"].items():
-      lines.append(_row(setup, name, run))
+    by_method: dict[str, list[str]] = {}
+    for name in res["runs"]:
+      by_method.setdefault(name.split("/K=")[0], []).append(name)
+    for names in by_method.values():
+      runs = [res["runs"][n] for n in names]
+      if len(runs) > 1 and all(r == runs[0] for r in runs):  # K does not enter (no term)
+        method = names[0].split("/K=")[0]
+        lines.append(_row(setup, f"{method}/K=any", runs[0]))
+        continue
+      lines += [_row(setup, n, res["runs"][n]) for n in names]
   lines += ["", "## Models", ""]
   for setup, res in out["setups"].items():
     accs = ", ".join(f"{n} {a:.3f}" for n, a in res["test_accuracy"].items())

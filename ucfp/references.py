@@ -152,10 +152,10 @@ def simple_references(
 ) -> list[Model]:
   """A linear model and a one-hidden-layer MLP trained on the owner's data.
 
-  They cost seconds and, added to the user's own reference models, stop fingerprints
-  from transferring to other architectures (benchmarks/results/clients-digits.md: with
-  two of the user's CNNs alone, a scikit-learn logistic regression still matched
-  0.19 of the fingerprints, with these two added 0.02).
+  Added to the user's own reference models they keep fingerprints from transferring
+  to linear and MLP innocents, which the user's own architecture does not stand for
+  (benchmarks/results/clients-digits.md). On 8x8 digits they train in seconds; on
+  larger images lower `epochs`.
 
   Args:
     x: (n, H, W, C) float32 images in [0, 1]; y: (n,) integer labels in [0, num_classes).
@@ -164,7 +164,7 @@ def simple_references(
     epochs: passes over the data (batches of 64, Adam).
 
   Returns:
-    [linear, mlp] as :class:`ucfp.Model` named `linear-s<seed>`, `mlp-s<seed + 1>`.
+    [linear, mlp] as :class:`ucfp.Model` named `linear-s<seed>` and `mlp-s<seed + 1>`.
   """
   x, y = np.asarray(x), np.asarray(y)
   if x.ndim != 4 or len(x) != len(y) or len(x) == 0:
@@ -177,7 +177,8 @@ def simple_references(
   if y.max() >= k:
     raise ValueError(f"simple_references: labels must be in [0, num_classes={k})")
   out = []
-  for module, s, lr, tag in ((_Linear(k), seed, 1e-2, "linear"), (_MLP(k), seed + 1, 1e-3, "mlp")):
+  families = ((_Linear(k), seed, 1e-2, "linear"), (_MLP(k), seed + 1, 1e-3, "mlp"))
+  for module, s, lr, tag in families:
     variables = _fit(module, x, y, s, epochs, lr)
     out.append(Model(module.apply, variables, f"{tag}-s{s}"))
   return out
