@@ -5,10 +5,12 @@
 Images/s of a training step (forward + backward + AdamW update, BatchNorm in training
 mode, no augmentation) of the CIFAR-10 VGG, VGG-small and ResNet-20 at batch 128 and the
 digits CNN at batch 64. The ucfp step is `ucfp.evaluation.train._cached_runner`'s, the
-one `train` runs: STEPS steps under `lax.scan` in one compiled call, timed per call,
-compile (lower + compile) separately. The PyTorch reference trains the same architecture
-(`speed_reference.torch_module`, same parameter count) with `torch.optim.AdamW` on the same
-batches, eager, NCHW; its first call (warm-up) is reported as its `compile_s`. Each side
+one `train` runs for these images on this backend (`choose_path`): on XLA:CPU at 32x32
+a Python loop of jitted single steps with XLA's native convolution, state donated; at
+8x8 STEPS steps under `lax.scan` in one compiled call with the im2col convolution. Timed
+per call of STEPS steps, compile (lower + compile of the step or scan) separately. The
+PyTorch reference trains the same architecture (`speed_reference.torch_module`, same
+parameter count) with `torch.optim.AdamW` on the same batches, eager, NCHW; its first call (warm-up) is reported as its `compile_s`. Each side
 also times the forward pass alone and forward + backward, so the update is their
 difference. Every measurement runs in its own process, ucfp and PyTorch back to back for
 each model and round (interleaved: both see the same load), ROUNDS rounds, median kept.
@@ -28,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import peak_rss_gib, print_result, run_in_subprocess, write_results  # noqa: E402
+from benchmarks.common import RESULTS, peak_rss_gib, print_result, run_in_subprocess, write_results  # noqa: E402
 from benchmarks.common import timed as _timed  # noqa: E402
 
 # name: (arch, image shape (H, W, C), batch, steps per timed call)
@@ -55,34 +57,44 @@ def _batches(shape, b, steps):
 
 
 def run_ucfp(arch, shape, b, steps, min_total=2.0) -> dict:
+  import contextlib
+
   import jax
   import jax.numpy as jnp
 
+  from ucfp.core.lowering import conv_lowering
   from ucfp.evaluation.models import get_module, init_variables
-  from ucfp.evaluation.train import _cached_runner, label_loss
+  from ucfp.evaluation.train import _cached_runner, choose_path, label_loss
 
   timed = functools.partial(_timed, min_total=min_total)
   module = get_module(arch, 10)
+  path, conv = choose_path(shape)  # what `train` runs for these images on this backend
+  lowering = lambda: conv_lowering(conv) if conv else contextlib.nullcontext()
   variables = init_variables(module, jax.random.PRNGKey(0), shape)
   params = variables["params"]
   stats = {k: v for k, v in variables.items() if k != "params"}
-  run, tx = _cached_runner(module, LR, WD, False, False, 10_000)
+  run, tx = _cached_runner(module, LR, WD, False, False, 10_000, path=path, conv=conv)
   x, y, idx = (jnp.asarray(a) for a in _batches(shape, b, steps))
   key = jax.random.PRNGKey(1)
-  state = [(params, stats, tx.init(params))]
+  state = [jax.tree.map(jnp.copy, (params, stats, tx.init(params)))]  # the loop donates it
   t = time.perf_counter()
-  compiled = run.lower(state[0], x, y, idx, None, key).compile()
+  if path == "scan":
+    run.lower(state[0], x, y, idx, None, key).compile()
+  else:
+    run.step.lower(state[0], x, y, idx[0], None, key).compile()
   compile_s = time.perf_counter() - t
 
   def call():
-    state[0], losses = compiled(state[0], x, y, idx, None, key)
+    state[0], losses = run(state[0], x, y, idx, None, key)
     jax.block_until_ready(losses)
 
   _, chunk_s = timed(call)
   xb, yb = x[idx[0]], y[idx[0]]
+  params, stats = state[0][0], state[0][1]
 
   def loss_fn(p):
-    logits, _ = module.apply({"params": p, **stats}, xb, train=True, mutable=["batch_stats"])
+    with lowering():
+      logits, _ = module.apply({"params": p, **stats}, xb, train=True, mutable=["batch_stats"])
     return label_loss(logits, yb)
 
   fwd = jax.jit(loss_fn).lower(params).compile()
@@ -93,6 +105,8 @@ def run_ucfp(arch, shape, b, steps, min_total=2.0) -> dict:
     "images_per_s": steps * b / chunk_s,
     "step_s": chunk_s / steps,
     "compile_s": compile_s,
+    "path": path,
+    "conv": conv or "default",
     "forward_s": fwd_s,
     "forward_backward_s": grad_s,
     "params": int(sum(a.size for a in jax.tree.leaves(params))),
@@ -184,7 +198,7 @@ def markdown(res: dict) -> str:
     "# Training step speed: ucfp vs PyTorch CPU",
     "",
     "Images/s of one training step (forward + backward + AdamW, BatchNorm in training mode,",
-    "no augmentation): ucfp's zoo trainer (`ucfp.evaluation.train`, steps under `lax.scan`)",
+    "no augmentation): ucfp's zoo trainer (`ucfp.evaluation.train`, the path `train` uses)",
     "and the same architecture in PyTorch (eager, NCHW, `torch.optim.AdamW`), each in its",
     f"own process, interleaved, median of {res['rounds']} round(s). Ratio = ucfp / PyTorch.",
     f"Measured under load: load average (1, 5, 15 min) {_load(load['start'])} at the start,",
@@ -192,8 +206,8 @@ def markdown(res: dict) -> str:
     "move with it, the interleaved ratios less so.",
     "",
     "| model | batch | params | ucfp img/s | PyTorch img/s | ratio | ucfp compile s "
-    "| ucfp fwd / fwd+bwd / step ms | PyTorch fwd / fwd+bwd / step ms |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| ucfp fwd / fwd+bwd / step ms | PyTorch fwd / fwd+bwd / step ms | ucfp path, conv |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for name, m in res["models"].items():
     u, t = m["ucfp"] or {}, m["torch"] or {}
@@ -206,10 +220,19 @@ def markdown(res: dict) -> str:
     lines.append(
       f"| {name} | {m['batch']} | {params} | {_f(m['ucfp_images_per_s'])} "
       f"| {_f(m['torch_images_per_s'])} | {_f(m['ratio'], '{:.2f}')} | {_f(m['compile_s'], '{:.1f}')} "
-      f"| {ms(u)} | {ms(t)} |"
+      f"| {ms(u)} | {ms(t)} | {u.get('path', '-')}, {u.get('conv', '-')} |"
     )
   if res.get("torch_skipped"):
     lines += ["", res["torch_skipped"]]
+  z = res.get("zoo_minutes")
+  if z:
+    before = "-" if z.get("before") is None else f"{z['before']:.1f}"
+    lines += [
+      "",
+      f"CIFAR-10 zoo of the quality benchmark, training minutes from an empty cache: before "
+      f"{before}, after {z['after']:.1f} (`{z['command']}`, {z['date']}; every accuracy "
+      f"within tolerance of before: {z.get('accuracies_within_tolerance')}).",
+    ]
   c = res.get("ceilings") or {}
   if c:
     lines += [
@@ -266,6 +289,10 @@ def main(quick: bool):
     "loadavg": {"start": load_start, "end": os.getloadavg()},
     "torch_skipped": skipped,
   }
+  old = os.path.join(RESULTS, "train-speed.json")
+  if os.path.exists(old):  # benchmarks/zoo.py --record_minutes's figure stays
+    zoo = json.load(open(old)).get("zoo_minutes")
+    res.update({"zoo_minutes": zoo} if zoo else {})
   write_results("train-speed", res, markdown(res))
   print(markdown(res))
 

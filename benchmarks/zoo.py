@@ -1,13 +1,25 @@
 """Times the digits (or any preset's) zoo from an empty work directory, then its restore.
 
     python benchmarks/zoo.py [--config=configs/ltrc.py:digits] [--workdir=/tmp/ucfp-zoo]
+      [--compare=benchmarks/results/quality-cifar10.json] [--record_minutes]
 
-Writes benchmarks/results/zoo-<dataset>.json and .md. The work directory is
-emptied first unless --keep is given.
+Writes benchmarks/results/zoo-<tag or dataset>.json and .md: each model's test
+accuracy and training seconds, and their total (`train_minutes`). --compare: a
+quality-*.json whose `zoo` gives each model's accuracy and seconds before; every model
+is checked to be within --tolerance of it, and its total is `before_minutes`.
+--record_minutes: also writes `zoo_minutes` {before, after} into
+benchmarks/results/train-speed.json. The work directory is emptied first unless --keep.
+The CIFAR-10 zoo of the quality benchmark (issue #19), ~1 h on 2 cores:
+
+    python benchmarks/zoo.py --config=configs/ltrc.py:cifar10 --config.zoo.extended=True \
+      --config.dataset=imagefolder:/work/shared/data/cifar10-jpeg.tar.gz \
+      --workdir=/tmp/ucfp-zoo-cifar10 --tag=cifar10 \
+      --compare=benchmarks/results/quality-cifar10.json --record_minutes
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -26,6 +38,47 @@ from ucfp.evaluation.zoo import build_zoo  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "config[:preset]")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-zoo-bench", "scratch work directory")
 _KEEP = flags.DEFINE_bool("keep", False, "reuse the work directory instead of emptying it")
+_TAG = flags.DEFINE_string("tag", None, "results name zoo-<tag> (default: the dataset name)")
+_COMPARE = flags.DEFINE_string("compare", None, "a quality-*.json whose zoo to compare with")
+_TOLERANCE = flags.DEFINE_float("tolerance", 0.01, "largest accuracy change allowed by --compare")
+_RECORD = flags.DEFINE_bool("record_minutes", False, "write zoo_minutes into train-speed.json")
+
+
+def compare(models: list[dict], before: dict, tolerance: float) -> dict:
+  """Adds `before_accuracy` and `within` to each model (in place); the totals.
+
+  models: this build's [{name, test_accuracy, train_seconds}]; before: a quality json's
+  `zoo` {name: {test_accuracy, train_seconds}}. A model absent from it is not within.
+  """
+  for m in models:
+    old = before.get(m["name"])
+    m["before_accuracy"] = old and old["test_accuracy"]
+    m["within"] = bool(old) and abs(m["test_accuracy"] - old["test_accuracy"]) <= tolerance
+  return {
+    "before_minutes": sum(v["train_seconds"] for v in before.values()) / 60,
+    "all_within": all(m["within"] for m in models) and len(models) == len(before),
+    "tolerance": tolerance,
+  }
+
+
+def record_minutes(before: float | None, after: float, all_within: bool | None) -> str:
+  """Writes `zoo_minutes` into train-speed.json (kept by later train_speed.py runs)."""
+  from benchmarks.common import RESULTS, provenance
+  from ucfp.core.io import atomic_write_json
+
+  path = os.path.join(RESULTS, "train-speed.json")
+  res = json.load(open(path)) if os.path.exists(path) else {}
+  prov = provenance()
+  res["zoo_minutes"] = {
+    "before": before,
+    "after": after,
+    "accuracies_within_tolerance": all_within,
+    "command": prov["command"],
+    "commit": prov["commit"],
+    "date": prov["date"],
+  }
+  atomic_write_json(path, res)
+  return path
 
 
 def main(argv):
@@ -55,10 +108,19 @@ def main(argv):
     }
     for m in zoo.all()
   ]
-  rows = "\n".join(
-    f"| {m['name']} | {m['kind']} | {m['test_accuracy']:.4f} | {m['train_seconds']:.1f} |"
-    for m in models
-  )
+  cmp = None
+  if _COMPARE.value:
+    cmp = compare(models, json.load(open(_COMPARE.value))["zoo"], _TOLERANCE.value)
+  train_minutes = sum(m["train_seconds"] for m in models) / 60
+
+  def row(m):
+    r = f"| {m['name']} | {m['kind']} | {m['test_accuracy']:.4f} | {m['train_seconds']:.1f} |"
+    if cmp:
+      old = "-" if m["before_accuracy"] is None else f"{m['before_accuracy']:.4f}"
+      r += f" {old} | {'yes' if m['within'] else 'NO'} |"
+    return r
+
+  rows = "\n".join(map(row, models))
 
   def worst(kind):
     return min(m["test_accuracy"] for m in models if m["kind"] == kind)
@@ -68,20 +130,45 @@ def main(argv):
     f"- lowest fine-tuned pruned copy {worst('pruned'):.4f} (goal >= 0.85)\n"
     f"- lowest unassociated model {worst('unassociated'):.4f} (goal >= 0.90)\n"
   )
+  head = "| model | kind | test accuracy | train seconds |"
+  if cmp:
+    head += f" accuracy before | within {cmp['tolerance']:g} |"
+    checks += (
+      f"- training {train_minutes:.1f} min (before: {cmp['before_minutes']:.1f} min, "
+      f"{_COMPARE.value}); every accuracy within {cmp['tolerance']:g} of before: "
+      f"{'yes' if cmp['all_within'] else 'NO'}\n"
+    )
   md = (
     f"# Zoo: {config.dataset}\n\n"
-    f"Built from an empty work directory in **{first:.1f} s** wall; the second build "
-    f"restored every model in {second:.1f} s and retrained {retrained}.\n\n" + checks + "\n"
-    "| model | kind | test accuracy | train seconds |\n|---|---|---|---|\n" + rows
+    f"Built from an empty work directory in **{first:.1f} s** wall ({train_minutes:.1f} min "
+    f"of it training); the second build restored every model in {second:.1f} s and "
+    f"retrained {retrained}. Load average (1, 5, 15 min) at the end: "
+    + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    + " (2 shared cores).\n\n"
+    + checks
+    + "\n"
+    + head
+    + "\n|"
+    + "---|" * head.count(" |")
+    + "\n"
+    + rows
   )
   payload = {
     "dataset": config.dataset,
     "build_seconds": first,
     "restore_seconds": second,
     "retrained_on_restore": retrained,
+    "train_minutes": train_minutes,
+    "loadavg_end": os.getloadavg(),
+    "compare": cmp and {**cmp, "file": _COMPARE.value},
     "models": models,
   }
-  paths = write_results(f"zoo-{config.dataset.split(':')[0]}", payload, md)
+  paths = write_results(f"zoo-{_TAG.value or config.dataset.split(':')[0]}", payload, md)
+  if _RECORD.value:
+    before = cmp and cmp["before_minutes"]
+    print(
+      "recorded zoo_minutes in", record_minutes(before, train_minutes, cmp and cmp["all_within"])
+    )
   print(md)
   print("wrote", *paths)
 

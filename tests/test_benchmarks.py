@@ -186,3 +186,25 @@ def test_torch_twin_gives_ucfp_logits(arch, shape):
     load_flax_params(
       torch_module("vgg" if arch == "cnn_small" else "cnn_small"), variables["params"]
     )
+
+
+def test_zoo_compare_and_record_minutes(tmp_path, monkeypatch):
+  """Each model within tolerance of the quality json's zoo (absent: not); zoo_minutes
+  written into train-speed.json beside what is there, and shown by its markdown."""
+  sys.path.insert(0, ROOT)
+  from benchmarks import common, train_speed, zoo
+
+  before = {"a": {"test_accuracy": 0.80, "train_seconds": 600.0}}
+  before["b"] = {"test_accuracy": 0.70, "train_seconds": 300.0}
+  models = [{"name": "a", "test_accuracy": 0.805}, {"name": "b", "test_accuracy": 0.68}]
+  cmp = zoo.compare(models, before, 0.01)
+  assert [m["within"] for m in models] == [True, False] and models[1]["before_accuracy"] == 0.70
+  assert cmp["before_minutes"] == 15.0 and not cmp["all_within"]
+  assert zoo.compare([{"name": "c", "test_accuracy": 0.8}], before, 0.01)["all_within"] is False
+  monkeypatch.setattr(common, "RESULTS", str(tmp_path))
+  json.dump({"models": {}}, open(tmp_path / "train-speed.json", "w"))
+  zoo.record_minutes(15.0, 6.5, True)
+  res = json.load(open(tmp_path / "train-speed.json"))
+  assert res["models"] == {} and res["zoo_minutes"]["after"] == 6.5
+  res.update(rounds=1, loadavg={"start": (1, 1, 1), "end": (1, 1, 1)})
+  assert "before 15.0, after 6.5" in train_speed.markdown(res)

@@ -38,8 +38,10 @@ def test_training_bar_and_zoo_lines(tmp_path, digits, progress_on, capsys):
   cfg.method, cfg.model, cfg.train.epochs = "c", "mlp", 1
   build_zoo(cfg, digits, str(tmp_path), evaluation=False)
   out, err = capsys.readouterr()
-  assert out == "  training base-mlp (mlp, 1 epochs)...\n" + out.splitlines()[1] + "\n"
-  assert out.splitlines()[1].startswith("  base-mlp: test accuracy ")
+  lines = out.splitlines()
+  assert out == "  training base-mlp (mlp, 1 epochs)...\n" + "\n".join(lines[1:]) + "\n"
+  assert lines[1].startswith("  base-mlp: test accuracy ") and len(lines) == 3
+  assert lines[2].startswith("zoo: trained 1 of 1 models in ")  # the build's training total
   assert err.splitlines()[-1].startswith("  training base-mlp: 22/22 steps (100%)")
   assert "\r" not in err and "|" not in err  # whole lines, no bar
   build_zoo(cfg, digits, str(tmp_path), evaluation=False)

@@ -6,6 +6,7 @@ per module and optimiser), so small models are not dominated by dispatch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 
@@ -16,6 +17,7 @@ import numpy as np
 import optax
 
 from ucfp.core import progress, prune
+from ucfp.core.lowering import conv_lowering
 from ucfp.evaluation.models import init_variables
 
 # Fields added after checkpoints existed carry this metadata: `store.spec_key` leaves them
@@ -120,11 +122,32 @@ def adversarial_examples(loss_of_x, x, key, kind: str, eps: float, steps: int) -
   return jax.lax.stop_gradient(jax.lax.fori_loop(0, steps, step, start))
 
 
-def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
-  """A jitted `run(state, x_all, y_all, idx (C, B), masks, key) -> (state, losses (C,))`.
+# The step loops a backend and image size train with (measured in benchmarks/train_speed.py,
+# jax 0.10.2, 2-core XLA:CPU): up to 16x16 images, steps in chunks under `lax.scan` with
+# the im2col convolution (8x8 digits CNN: 7.5x PyTorch's images/s); larger images, a
+# Python loop of jitted single steps (state donated) with XLA's native convolution, which
+# is 2-5x faster than im2col at 32x32, batch 128, but pathologically slow inside a scan on
+# XLA:CPU (VGG-small: 16 img/s in a scan, ~700 in the loop).
+PATHS = ("auto", "scan", "loop")
+LOOP_MIN_PIXELS = 17 * 17
 
-  Cached on what changes the computation (not the seed, subset or parent), so that
-  models of one architecture share one compiled function.
+
+def choose_path(image_shape, backend: str | None = None) -> tuple[str, str | None]:
+  """(loop | scan, conv lowering or None for the model's default) for (H, W, C) images."""
+  backend = backend or jax.default_backend()
+  if backend == "cpu" and image_shape[0] * image_shape[1] >= LOOP_MIN_PIXELS:
+    return "loop", "xla"
+  return "scan", None
+
+
+def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int, path: str, conv):
+  """`(run(state, x_all, y_all, idx (C, B), masks, key) -> (state, losses (C,)), tx)`.
+
+  path scan: one jitted call runs the C steps under `lax.scan`; loop: C calls of a
+  jitted single step that donates the state (the caller must own it). Both draw the
+  same per-step keys (`jax.random.split(key, C)`), so they train the same model up to
+  float rounding. Cached on what changes the computation (not the seed, subset or
+  parent), so that models of one architecture share one compiled function.
   """
   return _cached_runner(
     module,
@@ -136,6 +159,8 @@ def _chunk_runner(module: nn.Module, spec: TrainSpec, total_steps: int):
     temperature=spec.temperature,
     trainable=spec.trainable,
     adversarial=(spec.adversarial, spec.adv_eps, spec.adv_steps),
+    path=path,
+    conv=conv,
   )
 
 
@@ -150,49 +175,75 @@ def _cached_runner(
   temperature=1.0,
   trainable="all",
   adversarial=("none", 0.0, 0),
+  path="scan",
+  conv=None,
 ):
+  if path not in ("scan", "loop"):
+    raise ValueError(f"path={path!r} is not one of scan, loop")
   tx = _make_tx(learning_rate, weight_decay, finetune, total_steps)
   frozen = trainable == "head"  # only the head trains; BatchNorm in inference mode
   adv_kind, adv_eps, adv_steps = adversarial
 
-  def run(state, x_all, y_all, idx, masks, key):
-    def body(carry, inp):
-      params, stats, opt_state = carry
-      batch_idx, step_key = inp
-      xb, yb = x_all[batch_idx], y_all[batch_idx]
-      if augment:
-        xb = _augment(step_key, xb)
-      if adv_kind != "none":
-        fixed = {"params": params, **stats}
-        adv_loss = lambda xa: label_loss(module.apply(fixed, xa, train=False), yb, temperature)
-        adv_key = jax.random.fold_in(step_key, 1)
-        xb = adversarial_examples(adv_loss, xb, adv_key, adv_kind, adv_eps, adv_steps)
+  def step(carry, x_all, y_all, batch_idx, masks, step_key):
+    params, stats, opt_state = carry
+    xb, yb = x_all[batch_idx], y_all[batch_idx]
+    if augment:
+      xb = _augment(step_key, xb)
+    if adv_kind != "none":
+      fixed = {"params": params, **stats}
+      adv_loss = lambda xa: label_loss(module.apply(fixed, xa, train=False), yb, temperature)
+      adv_key = jax.random.fold_in(step_key, 1)
+      xb = adversarial_examples(adv_loss, xb, adv_key, adv_kind, adv_eps, adv_steps)
 
-      def loss_fn(p):
-        variables = {"params": p, **stats}
-        if stats and not frozen:
-          logits, new = module.apply(variables, xb, train=True, mutable=["batch_stats"])
-        else:
-          logits, new = module.apply(variables, xb, train=not frozen), {}
-        return label_loss(logits, yb, temperature), new
+    def loss_fn(p):
+      variables = {"params": p, **stats}
+      if stats and not frozen:
+        logits, new = module.apply(variables, xb, train=True, mutable=["batch_stats"])
+      else:
+        logits, new = module.apply(variables, xb, train=not frozen), {}
+      return label_loss(logits, yb, temperature), new
 
-      (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-      if masks is not None:
-        grads = prune.apply_masks(grads, masks)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      new_params = optax.apply_updates(params, updates)
-      if frozen:  # selected, not added: the frozen layers stay bit-identical
-        head = head_name(params)
-        new_params = {k: new_params[k] if k == head else params[k] for k in params}
-      params = new_params
-      if masks is not None:
-        params = prune.apply_masks(params, masks)
-      return (params, {**stats, **new_stats}, opt_state), loss
+    (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    if masks is not None:
+      grads = prune.apply_masks(grads, masks)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    if frozen:  # selected, not added: the frozen layers stay bit-identical
+      head = head_name(params)
+      new_params = {k: new_params[k] if k == head else params[k] for k in params}
+    params = new_params
+    if masks is not None:
+      params = prune.apply_masks(params, masks)
+    return (params, {**stats, **new_stats}, opt_state), loss
 
-    keys = jax.random.split(key, idx.shape[0])
-    return jax.lax.scan(body, state, (idx, keys))
+  lowering = lambda: conv_lowering(conv) if conv else contextlib.nullcontext()
+  if path == "scan":
 
-  return jax.jit(run), tx
+    def run(state, x_all, y_all, idx, masks, key):
+      with lowering():
+        body = lambda carry, inp: step(carry, x_all, y_all, inp[0], masks, inp[1])
+        return jax.lax.scan(body, state, (idx, jax.random.split(key, idx.shape[0])))
+
+    return jax.jit(run), tx
+
+  def traced_step(*args):
+    with lowering():
+      return step(*args)
+
+  one = jax.jit(traced_step, donate_argnums=(0,))
+  split = jax.jit(jax.random.split, static_argnums=1)
+
+  def run_loop(state, x_all, y_all, idx, masks, key):
+    idx = np.asarray(idx)
+    keys = split(key, idx.shape[0])
+    losses = []
+    for i in range(idx.shape[0]):
+      state, loss = one(state, x_all, y_all, idx[i], masks, keys[i])
+      losses.append(loss)
+    return state, jnp.stack(losses)
+
+  run_loop.step = one  # for benchmarks: the compiled single step
+  return run_loop, tx
 
 
 def _index_stream(n_examples: int, indices: np.ndarray, spec: TrainSpec) -> np.ndarray:
@@ -223,6 +274,7 @@ def train(
   masks=None,
   name: str = "model",
   chunk: int = 100,
+  path: str = "auto",
 ):
   """Trains `module` on images x (n, H, W, C) and labels y (n,); returns its variables.
 
@@ -234,8 +286,12 @@ def train(
     init: variables to start from (fine-tuning); fresh initialisation if None.
     masks: a mask pytree over the *variables*; kernels stay exactly zero where 0.
     name: for the progress bar (`ucfp.core.progress`, shown when switched on).
-    chunk: steps per compiled chunk.
+    chunk: steps per compiled chunk (path scan), or between progress updates (loop).
+    path: auto (`choose_path` for x's image shape and the backend) | scan | loop; the
+      trained model is the same up to float rounding.
   """
+  if path not in PATHS:
+    raise ValueError(f"path={path!r} is not one of {', '.join(PATHS)}")
   indices = np.arange(len(x)) if indices is None else np.asarray(indices)
   stream = _index_stream(len(x), indices, spec)
   total = stream.shape[0]
@@ -248,11 +304,15 @@ def train(
     variables = {**variables, "params": {**variables["params"], head: fresh}}
   params = variables["params"]
   stats = {k: v for k, v in variables.items() if k != "params"}
-  run, tx = _chunk_runner(module, spec, total)
+  auto_path, conv = choose_path(x.shape[1:])
+  path = auto_path if path == "auto" else path
+  run, tx = _chunk_runner(module, spec, total, path, conv if path == auto_path else None)
   param_masks = None if masks is None else masks["params"]
   if param_masks is not None:
     params = prune.apply_masks(params, param_masks)
   state = (params, stats, tx.init(params))
+  if path == "loop":  # its steps donate the state: never the caller's (init's) arrays
+    state = jax.tree.map(jnp.copy, state)
   x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
   chunk = max(1, min(chunk, total))
   bar = progress.bar(total=total, desc=f"  training {name}", leave=False)

@@ -317,7 +317,13 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     derived = b.attacked(base, base_key, specs)
   if evaluation and config.zoo.extended:
     unassoc.append(b.sklearn_blackbox())
-  return Zoo(base, reference, pruned, unassoc, derived, surrogate)
+  zoo = Zoo(base, reference, pruned, unassoc, derived, surrogate)
+  trained = [m for m in zoo.all() if m.seconds > 0]
+  progress.note(
+    f"zoo: trained {len(trained)} of {len(zoo.all())} models in "
+    f"{sum(m.seconds for m in trained):.1f} s (the others restored or derived)"
+  )
+  return zoo
 
 
 def build_surrogates(config, data: Dataset, workdir: str) -> list[ZooModel]:
