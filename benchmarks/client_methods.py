@@ -22,6 +22,10 @@ METHODS = {
     "ucfp, mixed references, complement reference loss",
     {"_refs": "mixed", "ltrc.ref_loss": "complement"},
   ),
+  "ucfp_mixed_w10_sur": (
+    "ucfp, mixed references, weight 10, + the owner's own 0.8-pruned fine-tuned copy as surrogate",
+    {"_refs": "mixed", "ltrc.weight": 10.0, "_surrogate": True},
+  ),
   "ucfp_mixed_w30": ("ucfp, mixed references, weight 30", {"_refs": "mixed", "ltrc.weight": 30.0}),
   "ucfp_mixed_w10_s100": (
     "ucfp, mixed references, weight 10, 100 steps",
@@ -52,6 +56,11 @@ METHODS = {
 }
 
 
+def uses_surrogate(method: str) -> bool:
+  """Whether `method` passes the owner's own pruned, fine-tuned copy as a surrogate."""
+  return METHODS[method][1].get("_surrogate", False)
+
+
 def refs_of(method: str) -> str:
   """`same` (K of the user's architecture) or `mixed` (see benchmarks/clients.py)."""
   return METHODS[method][1].get("_refs", "same")
@@ -63,7 +72,7 @@ def method_config(method: str, image_shape, k: int, n: int):
   (the same run as its `same` twin)."""
   if method not in METHODS:
     raise ValueError(f"--methods: {method!r} is not one of {', '.join(METHODS)}")
-  over = {k_: v for k_, v in METHODS[method][1].items() if k_ != "_refs"}
+  over = {k_: v for k_, v in METHODS[method][1].items() if k_ not in ("_refs", "_surrogate")}
   if k == 0 and refs_of(method) == "mixed":
     return None
   module = over.pop("_config", ltrc)

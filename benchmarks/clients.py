@@ -7,9 +7,12 @@ Each setup is a model definition and training loop a user writes
 (benchmarks/client_models.py, independent of ucfp's models and trainer): the base,
 its derived copies (pruned + fine-tuned, int8, fine-tuned, distilled, extracted),
 >= 8 innocents (other seeds, a data half, another recipe, other architectures, a wider
-model, scikit-learn black boxes) and up to 4 reference models of the user's own
-architecture and recipe (other seeds), of which the first K are given to
-`ucfp.fingerprint`. Per setup, K and method: R (pruned copies), T (innocents),
+model, scikit-learn black boxes) and reference models of the user's own architecture
+and recipe (other seeds), of which the first K are given to `ucfp.fingerprint`
+(`mixed` methods: some replaced by `ucfp.simple_references`' linear model and MLP,
+see `references`), and the owner's own 0.8-pruned fine-tuned copy for the methods
+that use a surrogate. The levers run on one setup at K = 2, 4 (`--levers`), and a few
+methods with K = 8, 16 (`--scale`). Per setup, K and method: R (pruned copies), T (innocents),
 US = R - T, and verification with the null rate from the innocents (leave-one-out
 Clopper-Pearson bound over the other innocents for each innocent, all innocents for
 each derived copy; alpha 1e-3): false alarms and detected copies.
@@ -29,14 +32,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
-from benchmarks.client_methods import METHODS, method_config, refs_of  # noqa: E402
+from benchmarks.client_methods import METHODS, method_config, refs_of, uses_surrogate  # noqa: E402
 from benchmarks.clients_report import markdown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits (cifar10: not yet)")
 _SETUPS = flags.DEFINE_list("setups", ["avgcnn", "bncnn", "mlp"], "client setups")
 _KS = flags.DEFINE_list("ks", ["0", "1", "2", "4"], "numbers of reference models")
-MAIN = "c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10"
+MAIN = "c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10,ucfp_mixed_w10_sur"
 LEVERS = (
   "ucfp_comp,ucfp_mixed,ucfp_mixed_comp,ucfp_mixed_w30,ucfp_mixed_w10_s100,ucfp_mixed_w10_rn1,"
   "rc_m1,c_m1,ucfp_m1,ucfp_m3,ucfp_max,ucfp_gauss,ucfp_rn3,ucfp_rn3_w10,ucfp_b2,ucfp_b3,"
@@ -45,7 +48,9 @@ LEVERS = (
 _METHODS = flags.DEFINE_list("methods", MAIN.split(","), f"of {', '.join(METHODS)}")
 _LEVERS = flags.DEFINE_list("levers", LEVERS.split(","), "more methods, at K = 2, 4")
 _SCALE = flags.DEFINE_list(
-  "scale", ["ucfp", "ucfp_mixed_w10"], "methods run with more references on the lever setup"
+  "scale",
+  ["ucfp", "ucfp_mixed_w10", "ucfp_mixed_w10_sur"],
+  "methods run with more references on the lever setup",
 )
 _LEVER_KS = flags.DEFINE_list("lever_ks", ["8", "16"], "their numbers of references")
 _LEVER_SETUP = flags.DEFINE_string("lever_setup", "avgcnn", "the setup the levers run on")
@@ -117,6 +122,20 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     out["pruned"].append(
       trained("pruned", f"pruned-{rate}", arch, ft, 7, init=pv, masks=masks, tag=f"prune{rate}")
     )
+  # The owner's own copy (rc/ltrc surrogate): pruned at 0.8, fine-tuned like a thief
+  # would, with another data order (seed 77) than any evaluated copy.
+  masks = prune.global_magnitude_masks(bv, 0.8)
+  sur = trained(
+    "surrogate",
+    "surrogate-0.8",
+    arch,
+    ft,
+    77,
+    init=prune.apply_masks(bv, masks),
+    masks=masks,
+    tag="sur",
+  )
+  out["surrogate"] = [sur]
   qv = cm.quantize(bv, 8)
   m, f = model("quant-int8", arch, qv)
   out["derived"].append(Entry("quant-int8", "derived", f, cm.accuracy(arch, qv, tx, ty), m))
@@ -173,7 +192,7 @@ def score(fps, zoo) -> dict:
     e.name: ucfp.match_rate(fps, e.predict)
     for k in zoo
     for e in zoo[k]
-    if k not in ("reference", "simple")
+    if k not in ("reference", "simple", "surrogate")
   }
   inn = [e.name for e in zoo["innocent"]]
   alarms = []
@@ -237,11 +256,12 @@ def main(argv):
       if config is None:
         continue
       refs = references(zoo, k, refs_of(method)) if config.ltrc.term == "reference" else []
-      ident = (config.to_json(), tuple(r.name for r in refs))
+      surs = [e.model for e in zoo["surrogate"]] if uses_surrogate(method) else []
+      ident = (config.to_json(), tuple(r.name for r in refs + surs))
       if ident not in done:
         t = time.perf_counter()
         fps = ucfp.fingerprint(
-          zoo["base"][0].model, config, key=jax.random.PRNGKey(0), reference=refs
+          zoo["base"][0].model, config, key=jax.random.PRNGKey(0), reference=refs, surrogates=surs
         )
         done[ident] = {**score(fps, zoo), "generate_seconds": time.perf_counter() - t}
       row = done[ident]
