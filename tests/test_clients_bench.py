@@ -1,0 +1,106 @@
+"""benchmarks/clients.py's pieces: scoring, reference choice, report, model cache."""
+
+import os
+import sys
+
+import numpy as np
+from conftest import ROOT, random_model
+
+import ucfp
+
+sys.path.insert(0, ROOT)
+from benchmarks import client_models as cm  # noqa: E402
+from benchmarks import clients  # noqa: E402
+from benchmarks.clients_report import markdown  # noqa: E402
+
+Y = np.arange(20, dtype=np.int32) % 10
+
+
+def _fps():
+  return ucfp.Fingerprints(np.zeros((20, 8, 8, 1), np.float32), Y, {"num_classes": 10})
+
+
+def _agreeing(k):
+  """A black box that returns the fingerprint label on the first k of 20 examples."""
+  return lambda x: np.where(np.arange(len(x)) < k, Y[: len(x)], (Y[: len(x)] + 1) % 10)
+
+
+def _zoo(innocent_hits, pruned_hits, pruned_acc=0.9):
+  e = clients.Entry
+  return {
+    "base": [e("base", "base", _agreeing(20), 0.9)],
+    "pruned": [e(f"p{i}", "pruned", _agreeing(k), pruned_acc) for i, k in enumerate(pruned_hits)],
+    "derived": [e("student", "derived", _agreeing(20), 0.5)],
+    "innocent": [e(f"i{i}", "innocent", _agreeing(k), 0.9) for i, k in enumerate(innocent_hits)],
+    "reference": [e("r", "reference", None, 0.0)],
+  }
+
+
+def test_score_counts_r_t_and_false_alarms_with_leave_one_out_nulls():
+  row = clients.score(_fps(), _zoo([1, 2, 1, 2, 20], [20, 19]))
+  assert row["robustness"] == (1.0 + 0.95) / 2
+  np.testing.assert_allclose(row["transferability"], (1 + 2 + 1 + 2 + 20) / 100)
+  assert row["false_alarms"] == ["i4"]  # 20/20 against a null from 1-2 of 20
+  assert row["max_innocent"] == 1.0
+  # a copy below 0.85 x the base's accuracy is reported, not useful
+  assert row["derived"]["student"]["useful"] is False
+  assert row["derived"]["p0"]["useful"] is True
+  quiet = clients.score(_fps(), _zoo([1, 2, 1, 2, 1], [20, 19]))
+  assert quiet["false_alarms"] == [] and quiet["derived"]["p0"]["detected"]
+  # a useless pruned copy (accuracy < 0.85 x the base's) is left out of R
+  zoo = _zoo([1, 2], [20])
+  zoo["pruned"].append(clients.Entry("broken", "pruned", _agreeing(0), 0.5))
+  row = clients.score(_fps(), zoo)
+  assert row["robustness"] == 1.0 and row["derived"]["broken"]["useful"] is False
+
+
+def test_references_same_and_mixed():
+  own = [clients.Entry(f"own{i}", "reference", None, 0.0, f"own{i}") for i in range(8)]
+  simple = [clients.Entry(n, "reference", None, 0.0, n) for n in ("linear", "mlp")]
+  zoo = {"reference": own, "simple": simple}
+  assert clients.references(zoo, 0, "mixed") == []
+  assert clients.references(zoo, 2, "same") == ["own0", "own1"]
+  assert clients.references(zoo, 1, "mixed") == ["own0"]
+  assert clients.references(zoo, 2, "mixed") == ["own0", "linear"]
+  assert clients.references(zoo, 4, "mixed") == ["own0", "own1", "linear", "mlp"]
+  assert clients.references(zoo, 8, "mixed") == [f"own{i}" for i in range(6)] + ["linear", "mlp"]
+
+
+def test_markdown_collapses_rows_that_do_not_depend_on_k():
+  row = clients.score(_fps(), _zoo([1, 2, 1], [20, 19]))
+  other = clients.score(_fps(), _zoo([3, 2, 1], [20, 19]))
+  out = {
+    "setups": {
+      "s": {
+        "train_seconds": 1.0,
+        "test_accuracy": {"base": 0.9},
+        "runs": {"rc/K=0": row, "rc/K=4": row, "ucfp/K=0": row, "ucfp/K=4": other},
+      }
+    },
+    "total_seconds": 60.0,
+  }
+  md = markdown(out, "digits")
+  assert "| s | rc | any |" in md and "| s | rc | 0 |" not in md
+  assert "| s | ucfp | 0 |" in md and "| s | ucfp | 4 |" in md
+
+
+def test_cache_restores_what_it_stored_and_quantize_keeps_levels(tmp_path):
+  cache = cm.Cache(str(tmp_path))
+  v = random_model("mlp", 3).variables
+  calls = []
+  got = cache.get_or_fit(("a", 1), lambda: calls.append(1) or v)
+  again = cache.get_or_fit(("a", 1), lambda: calls.append(1) or v)
+  assert calls == [1] and len(os.listdir(tmp_path)) == 1
+  for a, b in zip(_leaves(got), _leaves(again), strict=True):
+    np.testing.assert_array_equal(a, b)
+  q = cm.quantize(v, 4)
+  kernels = [np.asarray(k) for k in _leaves(q) if k.ndim == 2]
+  assert kernels and all(len(np.unique(k[:, j])) <= 15 for k in kernels for j in range(k.shape[1]))
+  raw = [np.asarray(k) for k in _leaves(v) if k.ndim == 2]
+  assert max(len(np.unique(k[:, 0])) for k in raw) > 15  # the test can tell
+
+
+def _leaves(tree):
+  import jax
+
+  return jax.tree_util.tree_leaves(tree)
