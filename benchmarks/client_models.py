@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import traverse_util
 
 from ucfp.core import prune
-from ucfp.core.io import atomic_write_npz
+from ucfp.references import load_variables, save_variables
 
 
 class AvgPoolCNN(nn.Module):
@@ -250,10 +249,7 @@ class Cache:
     """Returns cached variables for `key_parts`, else `make()` (then stored)."""
     path = self.path(*key_parts)
     if os.path.exists(path):
-      with np.load(path, allow_pickle=False) as f:
-        flat = {tuple(k.split("/")): jnp.asarray(f[k]) for k in f.files}
-      return traverse_util.unflatten_dict(flat)
+      return load_variables(path)
     variables = make()
-    flat = traverse_util.flatten_dict(jax.device_get(variables))
-    atomic_write_npz(path, **{"/".join(k): np.asarray(v) for k, v in flat.items()})
+    save_variables(path, variables)
     return variables

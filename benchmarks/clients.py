@@ -186,6 +186,7 @@ def references(zoo, k: int, mix: str) -> list:
 def score(fps, zoo) -> dict:
   """Match rates, R, T, US, false alarms and detections (null rate from the innocents)."""
   import ucfp
+  from ucfp.core.scoring import binomial_p_value
 
   n = len(fps)
   match = {
@@ -195,23 +196,28 @@ def score(fps, zoo) -> dict:
     if k not in ("reference", "simple", "surrogate")
   }
   inn = [e.name for e in zoo["innocent"]]
-  alarms = []
-  for name in inn:
-    rest = [match[o] for o in inn if o != name]
-    null = ucfp.null_rate_upper_bound(rest, n)
-    if ucfp.verify(
-      fps, next(e.predict for e in zoo["innocent"] if e.name == name), null_rate=null, alpha=ALPHA
-    ).derived:
-      alarms.append(name)
+
+  def derived_at(rate: float, null: float) -> tuple[float, bool]:
+    """(p-value, judged derived) of a match rate: ucfp.verify's test on the matches."""
+    p = binomial_p_value(round(rate * n), n, null)
+    return p, p < ALPHA
+
+  alarms = [
+    name
+    for name in inn
+    if derived_at(match[name], ucfp.null_rate_upper_bound([match[o] for o in inn if o != name], n))[
+      1
+    ]
+  ]
   null = ucfp.null_rate_upper_bound([match[o] for o in inn], n)
   derived = {}
   floor = USEFUL * zoo["base"][0].test_accuracy
   for e in zoo["pruned"] + zoo["derived"]:
-    v = ucfp.verify(fps, e.predict, null_rate=null, alpha=ALPHA)
+    p, hit = derived_at(match[e.name], null)
     derived[e.name] = {
       "match_rate": match[e.name],
-      "p_value": v.p_value,
-      "detected": v.derived,
+      "p_value": p,
+      "detected": hit,
       "useful": e.test_accuracy >= floor,
     }
   pruned = [e.name for e in zoo["pruned"] if derived[e.name]["useful"]]

@@ -22,12 +22,10 @@ import os
 import re
 from collections.abc import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import traverse_util
 
 from ucfp.core.io import atomic_write_npz
 from ucfp.core.types import Model
@@ -35,12 +33,18 @@ from ucfp.core.types import Model
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _save(path: str, variables) -> None:
+def save_variables(path: str, variables) -> None:
+  """Writes a nested dict of arrays as an .npz (keys joined by "/"), atomically."""
+  from flax import traverse_util  # here, not at `import ucfp`
+
   flat = traverse_util.flatten_dict(jax.device_get(variables), sep="/")
   atomic_write_npz(path, **{k: np.asarray(v) for k, v in flat.items()})
 
 
-def _load(path: str):
+def load_variables(path: str):
+  """Reads what `save_variables` wrote (no pickle)."""
+  from flax import traverse_util
+
   with np.load(path, allow_pickle=False) as f:
     flat = {k: jnp.asarray(f[k]) for k in f.files}
   return traverse_util.unflatten_dict(flat, sep="/")
@@ -83,35 +87,36 @@ def train_references(
   for seed in seeds:
     path = None if cache_dir is None else os.path.join(cache_dir, f"{name}-s{seed}.npz")
     if path is not None and os.path.exists(path):
-      variables = _load(path)
+      variables = load_variables(path)
     else:
       variables = train_fn(int(seed))
       if path is not None:
         os.makedirs(cache_dir, exist_ok=True)
-        _save(path, variables)
+        save_variables(path, variables)
     models.append(Model(apply_fn, variables, f"{name}-s{seed}"))
   return models
 
 
-class _Linear(nn.Module):
-  num_classes: int
+def _families(k: int):
+  """[(name, Flax module, learning rate)] of `simple_references`: a linear model and an
+  MLP with k outputs (Flax is imported here, not at `import ucfp`)."""
+  import flax.linen as nn
 
-  @nn.compact
-  def __call__(self, x):
-    return nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
+  class Linear(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(k)(x.reshape(x.shape[0], -1))
+
+  class MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = nn.relu(nn.Dense(256)(x.reshape(x.shape[0], -1)))
+      return nn.Dense(k)(x)
+
+  return [("linear", Linear(), 1e-2), ("mlp", MLP(), 1e-3)]
 
 
-class _MLP(nn.Module):
-  num_classes: int
-  hidden: int = 256
-
-  @nn.compact
-  def __call__(self, x):
-    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(self.num_classes)(x)
-
-
-def _fit(module: nn.Module, x: np.ndarray, y: np.ndarray, seed: int, epochs: int, lr: float):
+def _fit(module, x: np.ndarray, y: np.ndarray, seed: int, epochs: int, lr: float):
   """Adam on cross-entropy, batches of 64, `epochs` passes; returns the variables."""
   key = jax.random.PRNGKey(seed)
   variables = module.init(key, jnp.zeros((1, *x.shape[1:]), jnp.float32))
@@ -124,7 +129,7 @@ def _fit(module: nn.Module, x: np.ndarray, y: np.ndarray, seed: int, epochs: int
     return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
   @jax.jit
-  def epoch(carry, order):
+  def epoch(carry, xd, yd, order):
     def step(c, idx):
       params, opt = c
       g = jax.grad(loss)(params, xd[idx], yd[idx])
@@ -138,7 +143,7 @@ def _fit(module: nn.Module, x: np.ndarray, y: np.ndarray, seed: int, epochs: int
   carry = (params, tx.init(params))
   rng = np.random.default_rng(seed)
   for _ in range(epochs):
-    carry = epoch(carry, rng.permutation(len(x))[: steps * bs].reshape(steps, bs))
+    carry = epoch(carry, xd, yd, rng.permutation(len(x))[: steps * bs].reshape(steps, bs))
   return {"params": carry[0]}
 
 
@@ -177,8 +182,7 @@ def simple_references(
   if y.max() >= k:
     raise ValueError(f"simple_references: labels must be in [0, num_classes={k})")
   out = []
-  families = ((_Linear(k), seed, 1e-2, "linear"), (_MLP(k), seed + 1, 1e-3, "mlp"))
-  for module, s, lr, tag in families:
-    variables = _fit(module, x, y, s, epochs, lr)
-    out.append(Model(module.apply, variables, f"{tag}-s{s}"))
+  for i, (tag, module, lr) in enumerate(_families(k)):
+    variables = _fit(module, x, y, seed + i, epochs, lr)
+    out.append(Model(module.apply, variables, f"{tag}-s{seed + i}"))
   return out

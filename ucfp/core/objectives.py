@@ -42,11 +42,15 @@ def c_loss(logits: jax.Array, y: jax.Array, loss: str = "xent", kappa: float = 5
   raise ValueError(f"config.loss={loss!r} is not one of {', '.join(LOSSES)}")
 
 
+def _others(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """(N, K) logits with the target class y masked to -inf."""
+  return jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+
+
 def margins(logits: jax.Array, y: jax.Array) -> jax.Array:
   """(N,) `z_y - max_{j != y} z_j`: positive when argmax is y."""
   z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
-  others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-  return z_y - jnp.max(others, axis=-1)
+  return z_y - jnp.max(_others(logits, y), axis=-1)
 
 
 def robustness_term(
@@ -132,8 +136,7 @@ def _ref_penalty(logits: jax.Array, y: jax.Array, ref_loss: str) -> jax.Array:
     return jnp.exp(logp)
   if ref_loss == "complement":
     # log(1 - p) = log(sum_{j != y} p_j), stable when p -> 1.
-    others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-    return jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(others, axis=-1)
+    return jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(_others(logits, y), axis=-1)
   raise ValueError(f"config.ltrc.ref_loss={ref_loss!r} is not one of {', '.join(REF_LOSSES)}")
 
 
