@@ -22,7 +22,6 @@ Writes benchmarks/results/clients-<dataset>.json and .md.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import METHODS, method_config, refs_of, uses_surrogate  # noqa: E402
 from benchmarks.clients_report import markdown  # noqa: E402
+from benchmarks.clients_zoo import build_setup, references, score  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits (cifar10: not yet)")
@@ -57,182 +57,6 @@ _LEVER_SETUP = flags.DEFINE_string("lever_setup", "avgcnn", "the setup the lever
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-clients", "model cache")
 _TAG = flags.DEFINE_string("tag", "", "results file suffix (default: the dataset)")
 _N = flags.DEFINE_integer("num_fingerprints", 100, "N")
-ALPHA = 1e-3
-USEFUL = 0.85  # a copy below 0.85 x the base's test accuracy is reported, not a theft
-PRUNE_RATES = (0.3, 0.5, 0.7, 0.9)
-
-# setup -> (architecture, recipe, the recipe of the "other recipe" innocent).
-SETUPS = {
-  "avgcnn": ("avgcnn", cm.Recipe("adam", 1e-3, 40, 32), cm.Recipe("sgd", 0.05, 30, 64, 5e-4, True)),
-  "bncnn": ("bncnn", cm.Recipe("sgd", 0.05, 30, 64, 5e-4, True), cm.Recipe("adam", 1e-3, 20, 32)),
-  "mlp": ("mlp", cm.Recipe("rmsprop", 1e-3, 30, 64), cm.Recipe("adam", 1e-3, 40, 32)),
-}
-# Other architectures' default recipes, for the cross-architecture innocents.
-DEFAULT_RECIPE = {a: r for a, r, _ in SETUPS.values()} | {"avgcnn_wide": SETUPS["avgcnn"][1]}
-WIDER = {"avgcnn": "avgcnn_wide", "bncnn": "avgcnn_wide", "mlp": "avgcnn"}
-
-
-@dataclasses.dataclass
-class Entry:
-  name: str
-  kind: str  # base | pruned | derived | innocent | reference
-  predict: object  # images (n, H, W, C) -> labels (n,) or logits (n, K)
-  test_accuracy: float
-  model: object = None  # ucfp.Model for white-box entries
-
-
-def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, list[Entry]]:
-  """Trains (or restores) one client setup's base, copies, innocents and max(4, max_k)
-  references of the user's architecture (plus an MLP and a linear model, `references`)."""
-  import numpy as np
-
-  import ucfp
-  from ucfp.core import prune
-  from ucfp.evaluation.blackbox import fit_blackbox
-
-  arch, recipe, other = SETUPS[setup]
-  x, y, tx, ty = data.train_x, data.train_y, data.test_x, data.test_y
-  half = len(x) // 2
-  halves = {"full": np.arange(len(x)), "a": np.arange(half), "b": np.arange(half, len(x))}
-
-  def model(name, a, variables):
-    fn, jfn = cm.apply_fn(a), cm.jit_apply(a)
-    return ucfp.Model(fn, variables, name), lambda im: jfn(variables, im)
-
-  def trained(kind, name, a, rec, seed, idx="full", **kw):
-    sel = halves[idx]
-    ykey = kw.pop("labels", None)
-    labels = y[sel] if ykey is None else ykey[sel]
-    v = cache.get_or_fit(
-      (setup, name, a, dataclasses.asdict(rec), seed, idx, kw.pop("tag", "")),
-      lambda: cm.fit(a, rec, x[sel], labels, seed, **kw),
-    )
-    m, f = model(name, a, v)
-    return Entry(name, kind, f, cm.accuracy(a, v, tx, ty), m)
-
-  out = {"base": [], "pruned": [], "derived": [], "innocent": [], "reference": []}
-  base = trained("base", f"base-{arch}", arch, recipe, 0)
-  out["base"].append(base)
-  bv = base.model.variables
-  # The thief fine-tunes a pruned copy with the owner's recipe for 10 epochs (constant rate).
-  ft = dataclasses.replace(recipe, epochs=10, cosine=False)
-  for rate in PRUNE_RATES:
-    masks = prune.global_magnitude_masks(bv, rate)
-    pv = prune.apply_masks(bv, masks)
-    out["pruned"].append(
-      trained("pruned", f"pruned-{rate}", arch, ft, 7, init=pv, masks=masks, tag=f"prune{rate}")
-    )
-  # The owner's own copy (rc/ltrc surrogate): pruned at 0.8, fine-tuned like a thief
-  # would, with another data order (seed 77) than any evaluated copy.
-  masks = prune.global_magnitude_masks(bv, 0.8)
-  sur = trained(
-    "surrogate",
-    "surrogate-0.8",
-    arch,
-    ft,
-    77,
-    init=prune.apply_masks(bv, masks),
-    masks=masks,
-    tag="sur",
-  )
-  out["surrogate"] = [sur]
-  qv = cm.quantize(bv, 8)
-  m, f = model("quant-int8", arch, qv)
-  out["derived"].append(Entry("quant-int8", "derived", f, cm.accuracy(arch, qv, tx, ty), m))
-  ft10 = dataclasses.replace(ft, learning_rate=recipe.learning_rate / 10)
-  out["derived"].append(trained("derived", "finetune-all", arch, ft10, 8, init=bv, tag="ft"))
-  soft = cm.soft_labels(arch, bv, x, 4.0)
-  hard = cm.hard_labels(arch, bv, x)
-  for a in (arch, "mlp" if arch != "mlp" else "avgcnn"):
-    r = DEFAULT_RECIPE[a]
-    out["derived"].append(trained("derived", f"distill-{a}", a, r, 9, labels=soft, tag="kd"))
-    out["derived"].append(
-      trained("derived", f"extract-{a}-half_b", a, r, 10, idx="b", labels=hard, tag="ex")
-    )
-  for s in (101, 102, 103):
-    out["innocent"].append(trained("innocent", f"{arch}-s{s}", arch, recipe, s))
-  out["innocent"].append(trained("innocent", f"{arch}-s104-half_b", arch, recipe, 104, idx="b"))
-  out["innocent"].append(trained("innocent", f"{arch}-s105-other-recipe", arch, other, 105))
-  others = [a for a in ("avgcnn", "bncnn", "mlp") if a != arch] + [WIDER[arch]]
-  for i, a in enumerate(others):
-    out["innocent"].append(trained("innocent", f"{a}-s{106 + i}", a, DEFAULT_RECIPE[a], 106 + i))
-  for bb, s in (("sk_mlp", 121), ("sk_logreg", 122)):
-    f = fit_blackbox(bb, s, x, y)
-    acc = float(np.mean(f(tx) == ty))
-    out["innocent"].append(Entry(f"{bb}-s{s}", "innocent", f, acc))
-  more = [1010 + i for i in range(max(0, max_k - 4))]
-  for s in [1001, 1002, 1003, 1004, *more]:
-    out["reference"].append(trained("reference", f"ref-{arch}-s{s}", arch, recipe, s))
-  # A mixed set the user could choose instead: theirs and ucfp.simple_references' linear
-  # model and MLP, trained on the same data (see `references`).
-  out["simple"] = [
-    Entry(m.name, "reference", None, 0.0, m) for m in ucfp.simple_references(x, y, seed=2001)
-  ]
-  return out
-
-
-def references(zoo, k: int, mix: str) -> list:
-  """k reference models: the first k of the user's architecture (`same`), or for
-  `mixed` k = 1: the user's; k = 2: + `ucfp.simple_references`' linear model; k >= 4:
-  k - 2 of the user's, the linear model and the MLP. (Measured before: 1 of the user's
-  with a linear model, an MLP and a small CNN at k = 4 left T higher on avgcnn, 0.33-0.37
-  against 0.18-0.26, so the CNN was dropped.)"""
-  if mix == "same" or k == 0:
-    return [e.model for e in zoo["reference"][:k]]
-  own = 1 if k <= 2 else k - 2
-  return [e.model for e in zoo["reference"][:own]] + [e.model for e in zoo["simple"][: k - own]]
-
-
-def score(fps, zoo) -> dict:
-  """Match rates, R, T, US, false alarms and detections (null rate from the innocents)."""
-  import ucfp
-  from ucfp.core.scoring import binomial_p_value
-
-  n = len(fps)
-  match = {
-    e.name: ucfp.match_rate(fps, e.predict)
-    for k in zoo
-    for e in zoo[k]
-    if k not in ("reference", "simple", "surrogate")
-  }
-  inn = [e.name for e in zoo["innocent"]]
-
-  def derived_at(rate: float, null: float) -> tuple[float, bool]:
-    """(p-value, judged derived) of a match rate: ucfp.verify's test on the matches."""
-    p = binomial_p_value(round(rate * n), n, null)
-    return p, p < ALPHA
-
-  alarms = [
-    name
-    for name in inn
-    if derived_at(match[name], ucfp.null_rate_upper_bound([match[o] for o in inn if o != name], n))[
-      1
-    ]
-  ]
-  null = ucfp.null_rate_upper_bound([match[o] for o in inn], n)
-  derived = {}
-  floor = USEFUL * zoo["base"][0].test_accuracy
-  for e in zoo["pruned"] + zoo["derived"]:
-    p, hit = derived_at(match[e.name], null)
-    derived[e.name] = {
-      "match_rate": match[e.name],
-      "p_value": p,
-      "detected": hit,
-      "useful": e.test_accuracy >= floor,
-    }
-  pruned = [e.name for e in zoo["pruned"] if derived[e.name]["useful"]]
-  r = sum(match[name] for name in pruned) / len(pruned)
-  t = sum(match[name] for name in inn) / len(inn)
-  return {
-    "robustness": r,
-    "transferability": t,
-    "uniqueness_score": r - t,
-    "max_innocent": max(match[name] for name in inn),
-    "null_rate": null,
-    "false_alarms": alarms,
-    "derived": derived,
-    "match_rate": match,
-  }
 
 
 def main(argv):

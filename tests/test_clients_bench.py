@@ -10,7 +10,7 @@ import ucfp
 
 sys.path.insert(0, ROOT)
 from benchmarks import client_models as cm  # noqa: E402
-from benchmarks import clients  # noqa: E402
+from benchmarks import clients_zoo as clients  # noqa: E402
 from benchmarks.clients_report import markdown  # noqa: E402
 
 Y = np.arange(20, dtype=np.int32) % 10
