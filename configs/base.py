@@ -37,7 +37,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer = "sign"  # sign (sign-gradient descent) | adam | sgd
   c.loss = "xent"  # xent | margin
   c.kappa = 5.0  # margin loss floor: max(max_{j!=y} z_j - z_y, -kappa)
-  c.init = "uniform"  # uniform on [0, 1] | gaussian (mean 0.5, std init_sigma, clipped)
+  # uniform on [0, 1] | gaussian (mean 0.5, std init_sigma, clipped) | data: each example
+  # starts from one of the owner's training images that the model puts in another class
+  # than the example's target (fewer fingerprints transfer to innocents on client models:
+  # benchmarks/results/clients-digits.md)
+  c.init = "uniform"
   c.init_sigma = 0.15
   # L-inf bound on how far an example moves from its starting noise (0: none).
   c.budget = 0.0

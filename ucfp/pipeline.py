@@ -120,6 +120,7 @@ def run(config, workdir: str) -> dict:
     surrogates=[m.model for m in zoo.surrogate],
     image_shape=data.info.image_shape,
     checkpoint_dir=os.path.join(workdir, "generation"),
+    starts=data.train_x if config.init == "data" else None,
   )
   seconds["generate"] = time.perf_counter() - t
   print(

@@ -43,6 +43,57 @@ def initial_noise(key, n: int, shape, init: str, sigma: float) -> jax.Array:
   return jnp.clip(0.5 + sigma * jax.random.normal(key, (n, *shape), jnp.float32), 0.0, 1.0)
 
 
+def check_starts(starts, shape, init: str) -> np.ndarray | None:
+  """`starts` as float32 (M, H, W, C) for `config.init='data'`, else None; ValueError
+  (before any compute) when they are missing, unused, or not images in [0, 1]."""
+  if init != "data":
+    if starts is not None:
+      raise ValueError(
+        f"starts= is read only with config.init='data' (config.init={init!r}); "
+        "set --config.init=data or drop starts"
+      )
+    return None
+  if starts is None:
+    raise ValueError(
+      "config.init='data' needs the owner's images: pass starts=(M, H, W, C) images in "
+      "[0, 1], e.g. the training images"
+    )
+  a = np.asarray(starts, np.float32)
+  if a.ndim != 4 or a.shape[1:] != tuple(shape) or len(a) == 0:
+    raise ValueError(f"starts must be (M, {', '.join(map(str, shape))}) images; got {a.shape}")
+  if not np.all(np.isfinite(a)) or a.min() < 0.0 or a.max() > 1.0:
+    raise ValueError("starts must hold finite pixel values in [0, 1]")
+  return a
+
+
+def data_starts(key, model: Model, pool: np.ndarray, y: np.ndarray, batch: int = 1024):
+  """(N, H, W, C) starting images for targets y (N,): for each i, a uniformly drawn
+  image of `pool` (M, H, W, C) that `model` classifies as a class other than y[i].
+
+  An example started from an image the model already puts in its target class would
+  be one every accurate model agrees with; one started from another class's image has
+  to be moved across the model's own boundary, where other models disagree."""
+  apply = jax.jit(model.apply_fn)
+  pred = np.concatenate(
+    [
+      np.asarray(apply(model.variables, pool[i : i + batch])).argmax(-1)
+      for i in range(0, len(pool), batch)
+    ]
+  )
+  x0 = np.empty((len(y), *pool.shape[1:]), np.float32)
+  for c in np.unique(y):
+    where = np.flatnonzero(y == c)
+    cand = np.flatnonzero(pred != c)
+    if len(cand) == 0:
+      raise ValueError(
+        f"config.init='data': the model classifies every one of the {len(pool)} starts "
+        f"images as class {int(c)}, a target label; pass images of other classes"
+      )
+    pick = jax.random.choice(jax.random.fold_in(key, int(c)), len(cand), (len(where),))
+    x0[where] = pool[cand[np.asarray(pick)]]
+  return jnp.asarray(x0)
+
+
 def variables_hash(variables) -> str:
   h = hashlib.sha256()
   for leaf in jax.tree.leaves(variables):
@@ -121,6 +172,7 @@ def fingerprint(
   image_shape: Sequence[int] | None = None,
   prunable: prune.Prunable | None = None,
   checkpoint_dir: str | None = None,
+  starts: np.ndarray | None = None,
 ) -> Fingerprints:
   """Generates characteristic examples of `model`.
 
@@ -142,6 +194,9 @@ def fingerprint(
       of everything that determines the result (`ucfp.core.resume.run_id`). A rerun
       with the same inputs resumes from the latest checkpoint and gives bit-identical
       fingerprints; the subfolder is removed once the fingerprints are complete.
+    starts: (M, H, W, C) images in [0, 1] of the owner's (e.g. the training images),
+      read only with `config.init='data'`: each example starts from one that `model`
+      classifies as a class other than the example's target (`data_starts`).
 
   Returns:
     :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,).
@@ -152,6 +207,7 @@ def fingerprint(
     FloatingPointError: a NaN loss (naming the step).
   """
   shape = validate_generation(config, image_shape)
+  pool = check_starts(starts, shape, config.init)
   spec = GenSpec.from_config(config)
   k = _num_classes(model, shape, "model")
   flags = prune.leaf_flags(model.variables, prunable)
@@ -199,7 +255,10 @@ def fingerprint(
     if spec.method != "c" and spec.variant.mask == "magnitude"
     else None
   )
-  x0 = initial_noise(k_init, n, shape, config.init, float(config.init_sigma))
+  if pool is None:
+    x0 = initial_noise(k_init, n, shape, config.init, float(config.init_sigma))
+  else:
+    x0 = data_starts(k_init, model, pool, y)
   variables = model.variables
   y_dev = jnp.asarray(y)
   sh = example_sharding(n) if config.shard else None
@@ -216,7 +275,7 @@ def fingerprint(
   ckpt = None
   if checkpoint_dir is not None and config.checkpoint_every > 0:
     used = (reference if ref_fns else (), surrogates if sur_fns else ())
-    run = run_id(config, shape, model, *used, key, y, flags)
+    run = run_id(config, shape, model, *used, key, y, flags, None if pool is None else x0)
     ckpt = Checkpoints(checkpoint_dir, run, int(config.checkpoint_every), int(config.steps))
     restored = ckpt.restore(state, None if sh is None else sh.replicated)
     if restored is not None:

@@ -42,7 +42,9 @@ def _hash_arrays(h, tree) -> None:
     h.update(np.ascontiguousarray(a).tobytes())
 
 
-def run_id(config, image_shape, model, reference, surrogates, key, labels, kernels=()) -> str:
+def run_id(
+  config, image_shape, model, reference, surrogates, key, labels, kernels=(), starts=None
+) -> str:
   """16 hex digits naming one generation run.
 
   Args:
@@ -53,6 +55,7 @@ def run_id(config, image_shape, model, reference, surrogates, key, labels, kerne
     labels: (N,) target labels.
     kernels: which leaves of `model.variables` variants prune and perturb (the flags
       of `prune.leaf_flags`: a user's `prunable` predicate changes the result).
+    starts: (N, H, W, C) starting images of `config.init='data'`, or None.
   """
   fields = {f: config[f] for f in GENERATION_FIELDS}
   fields.update(robust=_plain(config.robust), ltrc=_plain(config.ltrc))
@@ -67,6 +70,8 @@ def run_id(config, image_shape, model, reference, surrogates, key, labels, kerne
   _hash_arrays(h, [m.variables for m in (model, *reference, *surrogates)])
   typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
   _hash_arrays(h, [jax.random.key_data(key) if typed else key, labels])
+  if starts is not None:
+    _hash_arrays(h, [starts])
   return h.hexdigest()[:16]
 
 

@@ -11,7 +11,7 @@ from ucfp.core.variants import BATCHINGS, MASKS, NOISE_KINDS
 
 METHODS = ("c", "rc", "ltrc")
 OPTIMIZERS = ("sign", "adam", "sgd")
-INITS = ("uniform", "gaussian")
+INITS = ("uniform", "gaussian", "data")
 TERMS = ("none", "spectral", "reference")
 
 
