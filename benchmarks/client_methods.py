@@ -35,7 +35,20 @@ METHODS = {
     "ucfp, mixed references perturbed (noise 0.1), weight 10",
     {"_refs": "mixed", "ltrc.weight": 10.0, "ltrc.ref_noise": 0.1},
   ),
-  # Levers measured on the avgcnn setup only (benchmarks/results/clients-digits.md):
+  "ucfp_cheap": (
+    "ucfp_mixed_w10_sur + 4 cheap references: short runs (3 epochs) of the user's own recipe",
+    {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True},
+  ),
+  "ucfp_cheap_data": (
+    "ucfp_cheap, examples started from training images of another class (init=data)",
+    {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data"},
+  ),
+  "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
+  "ucfp_mixed_w10_sur_data": (
+    "ucfp_mixed_w10_sur, examples started from training images (init=data)",
+    {"_refs": "mixed", "ltrc.weight": 10.0, "_surrogate": True, "init": "data"},
+  ),
+  # Levers measured on the avgcnn setup only (benchmarks/results/clients-digits-levers.md):
   "rc_m1": ("RC, margin loss kappa 1", {"_config": rc, "loss": "margin", "kappa": 1.0}),
   "c_m1": ("C, margin loss kappa 1", {"_config": c, "loss": "margin", "kappa": 1.0}),
   "ucfp_m1": ("ucfp, margin loss kappa 1", {"loss": "margin", "kappa": 1.0}),
@@ -62,7 +75,8 @@ def uses_surrogate(method: str) -> bool:
 
 
 def refs_of(method: str) -> str:
-  """`same` (K of the user's architecture) or `mixed` (see benchmarks/clients.py)."""
+  """`same` (K of the user's architecture), `mixed` or `cheap` (see
+  benchmarks/clients_zoo.py's `references`)."""
   return METHODS[method][1].get("_refs", "same")
 
 
@@ -89,7 +103,8 @@ def method_config(method: str, image_shape, k: int, n: int):
       node = node[p]
     node[leaf] = value
   config.robust.surrogates = ()  # clients give no surrogates
-  if config.method == "ltrc" and config.ltrc.term == "reference" and k == 0:
+  cheap = refs_of(method) == "cheap"  # has its 4 short runs at k = 0 too
+  if config.method == "ltrc" and config.ltrc.term == "reference" and k == 0 and not cheap:
     config.ltrc.term = "none"
   config.checkpoint_every = 0
   config.lock()

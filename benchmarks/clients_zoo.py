@@ -11,6 +11,7 @@ from benchmarks import client_models as cm
 ALPHA = 1e-3
 USEFUL = 0.85  # a copy below 0.85 x the base's test accuracy is reported, not a theft
 PRUNE_RATES = (0.3, 0.5, 0.7, 0.9)
+CHEAP_EPOCHS = 3
 
 # setup -> (architecture, recipe, the recipe of the "other recipe" innocent).
 SETUPS = {
@@ -114,6 +115,13 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   more = [1010 + i for i in range(max(0, max_k - 4))]
   for s in [1001, 1002, 1003, 1004, *more]:
     out["reference"].append(trained("reference", f"ref-{arch}-s{s}", arch, recipe, s))
+  # Cheap references: 4 short runs (3 epochs, about a tenth of a full run) of the user's
+  # own recipe with other seeds; what every model learns first is what fingerprints
+  # that transfer to innocents exploit (benchmarks/results/clients-digits.md).
+  cheap = dataclasses.replace(recipe, epochs=CHEAP_EPOCHS)
+  out["cheap"] = [
+    trained("reference", f"cheap-{arch}-s{s}", arch, cheap, s) for s in range(3001, 3005)
+  ]
   # A mixed set the user could choose instead: theirs and ucfp.simple_references' linear
   # model and MLP, trained on the same data (see `references`).
   out["simple"] = [
@@ -127,7 +135,10 @@ def references(zoo, k: int, mix: str) -> list:
   `mixed` k = 1: the user's; k = 2: + `ucfp.simple_references`' linear model; k >= 4:
   k - 2 of the user's, the linear model and the MLP. (Measured before: 1 of the user's
   with a linear model, an MLP and a small CNN at k = 4 left T higher on avgcnn, 0.33-0.37
-  against 0.18-0.26, so the CNN was dropped.)"""
+  against 0.18-0.26, so the CNN was dropped.) `cheap`: the `mixed` set plus the 4 short
+  runs of the user's recipe (those alone at k = 0)."""
+  if mix == "cheap":
+    return references(zoo, k, "mixed") + [e.model for e in zoo["cheap"]]
   if mix == "same" or k == 0:
     return [e.model for e in zoo["reference"][:k]]
   own = 1 if k <= 2 else k - 2
@@ -144,7 +155,7 @@ def score(fps, zoo) -> dict:
     e.name: ucfp.match_rate(fps, e.predict)
     for k in zoo
     for e in zoo[k]
-    if k not in ("reference", "simple", "surrogate")
+    if k not in ("reference", "simple", "surrogate", "cheap")
   }
   inn = [e.name for e in zoo["innocent"]]
 

@@ -57,7 +57,11 @@ def test_score_counts_r_t_and_false_alarms_with_leave_one_out_nulls():
 def test_references_same_and_mixed():
   own = [clients.Entry(f"own{i}", "reference", None, 0.0, f"own{i}") for i in range(8)]
   simple = [clients.Entry(n, "reference", None, 0.0, n) for n in ("linear", "mlp")]
-  zoo = {"reference": own, "simple": simple}
+  cheap = [clients.Entry(f"cheap{i}", "reference", None, 0.0, f"cheap{i}") for i in range(4)]
+  zoo = {"reference": own, "simple": simple, "cheap": cheap}
+  short = [f"cheap{i}" for i in range(4)]
+  assert clients.references(zoo, 0, "cheap") == short
+  assert clients.references(zoo, 4, "cheap") == ["own0", "own1", "linear", "mlp", *short]
   assert clients.references(zoo, 0, "mixed") == []
   assert clients.references(zoo, 2, "same") == ["own0", "own1"]
   assert clients.references(zoo, 1, "mixed") == ["own0"]
@@ -104,3 +108,12 @@ def _leaves(tree):
   import jax
 
   return jax.tree_util.tree_leaves(tree)
+
+
+def test_cheap_methods_keep_the_reference_term_at_k0():
+  from benchmarks.client_methods import method_config
+
+  assert method_config("ucfp_cheap", (8, 8, 1), 0, 10).ltrc.term == "reference"
+  assert method_config("ucfp", (8, 8, 1), 0, 10).ltrc.term == "none"
+  assert method_config("ucfp_mixed_w10", (8, 8, 1), 0, 10) is None
+  assert method_config("ucfp_cheap_data", (8, 8, 1), 4, 10).init == "data"
