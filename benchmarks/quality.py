@@ -188,8 +188,11 @@ def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
   return os.path.join(workdir, "fingerprints", f"{cfg.method}-{digest}.npz")
 
 
-def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fingerprints, float]:
-  """Restores the method's fingerprints from the work directory, or generates and saves them."""
+def generate_cached(
+  workdir, cfg, zoo, refs, image_shape, surs=(), starts=None
+) -> tuple[Fingerprints, float]:
+  """Restores the method's fingerprints from the work directory, or generates and saves them.
+  `starts`: the training images, read by methods with `init='data'`."""
   path = _cache_path(workdir, cfg, zoo.base, refs, surs)
   if os.path.exists(path):
     fps = Fingerprints.load(path)
@@ -204,6 +207,7 @@ def generate_cached(workdir, cfg, zoo, refs, image_shape, surs=()) -> tuple[Fing
     surrogates=surs,
     image_shape=image_shape,
     checkpoint_dir=os.path.join(workdir, "generation"),  # an interrupted method resumes
+    starts=starts if cfg.init == "data" else None,
   )
   seconds = time.perf_counter() - t
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -229,7 +233,9 @@ def main(argv):
     cfg = _override(config, overrides)
     refs = _references(zoo, config.model, overrides.get("_base_refs"))
     surs, sur_seconds = _surrogates(zoo, cfg, config, data)
-    fps, seconds = generate_cached(_WORKDIR.value, cfg, zoo, refs, data.info.image_shape, surs)
+    fps, seconds = generate_cached(
+      _WORKDIR.value, cfg, zoo, refs, data.info.image_shape, surs, data.train_x
+    )
     seconds += sur_seconds
     if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
       fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)

@@ -120,6 +120,16 @@ METHODS = {
     "ablation: margin loss and a third of the steps",
     {"loss": "margin", "_steps_scale": 1 / 3},
   ),
+  "ucfp_weight10": ("ablation: reference-term weight 10 instead of 3", {"ltrc.weight": 10.0}),
+  "ucfp_data": (
+    "ablation: examples started from training images the base puts in another class "
+    "(init=data) instead of uniform noise",
+    {"init": "data"},
+  ),
+  "ucfp_data_margin": (
+    "ablation: init=data and the margin loss (kappa 5)",
+    {"init": "data", "loss": "margin"},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},

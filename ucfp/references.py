@@ -6,7 +6,11 @@ independently trained models predict; it is only as good as the reference models
 that other architectures, even a logistic regression, still follow. Two helpers:
 
 - :func:`train_references`: K models of the user's own architecture, trained by the
-  user's own training function with other seeds, cached as .npz files;
+  user's own training function with other seeds, cached as .npz files. Short runs
+  count too: 4 runs of a tenth of the user's epochs (3 of 30-40 on digits) cut the
+  innocents' match by a third to three quarters on top of full references, for about
+  0.3 of one full run's cost in all (benchmarks/results/clients-digits.md): what every
+  model learns first is what transferring fingerprints exploit;
 - :func:`simple_references`: a linear model and an MLP trained on the user's data in
   seconds, which stand in for the other architectures a thief's innocent look-alikes
   have.
@@ -65,7 +69,8 @@ def train_references(
     apply_fn: `apply_fn(variables, x (N, H, W, C)) -> logits (N, K)`, the user's model.
     train_fn: `train_fn(seed) -> variables`: the user's own training (their data,
       optimiser and epochs), with the seed deciding initialisation and data order.
-      Use the owner's data, never a suspect's.
+      Use the owner's data, never a suspect's. For cheap references pass a train_fn
+      that runs about a tenth of the usual epochs (and another `name`).
     k: the number of reference models (>= 1).
     seeds: their seeds (default 1001 .. 1000 + k); none may be the base model's.
     cache_dir: where each model's variables are kept as `<name>-s<seed>.npz` (flattened,
