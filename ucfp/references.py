@@ -7,10 +7,11 @@ that other architectures, even a logistic regression, still follow. Two helpers:
 
 - :func:`train_references`: K models of the user's own architecture, trained by the
   user's own training function with other seeds, cached as .npz files. Short runs
-  count too: 4 runs of a tenth of the user's epochs (3 of 30-40 on digits) cut the
-  innocents' match by a third to three quarters on top of full references, for about
-  0.3 of one full run's cost in all (benchmarks/results/clients-digits.md): what every
-  model learns first is what transferring fingerprints exploit;
+  count too: 4 runs of a tenth of the user's epochs (3 of 30-40 on digits), added to
+  K = 4 references, cut the innocents' mean match by 44-70% (T 0.24 -> 0.13, 0.16 ->
+  0.05, 0.15 -> 0.08 on three client models) for about 0.3 of one full run's cost in
+  all (benchmarks/results/clients-digits.md): what every model learns first is what
+  transferring fingerprints exploit;
 - :func:`simple_references`: a linear model and an MLP trained on the user's data in
   seconds, which stand in for the other architectures a thief's innocent look-alikes
   have.
