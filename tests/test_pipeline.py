@@ -135,3 +135,22 @@ def test_table_has_a_derived_column_and_no_trailing_spaces():
   # without evaluation (config.evaluate=false) the report has no match rates
   only_base = format_table({"base": {"name": "cnn_small-0", "test_accuracy": 0.9}})
   assert only_base.splitlines()[-1].split() == ["cnn_small-0", "base", "0.9000", "-", "-", "-"]
+
+
+@pytest.mark.slow
+def test_main_job_with_data_starts(tiny_job, tmp_path):
+  # the tiny job's models, copied, so that this run trains nothing and leaves them as they are
+  import shutil
+
+  from ucfp import Fingerprints
+
+  for sub in ("models", "data"):
+    if (tiny_job[0] / sub).exists():
+      shutil.copytree(tiny_job[0] / sub, tmp_path / sub)
+  out = _run(tmp_path, "--config.init=data")
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "training " not in out.stdout
+  fps = Fingerprints.load(str(tmp_path / "fingerprints.npz"))
+  assert fps.meta["config"]["init"] == "data"
+  first = Fingerprints.load(str(tiny_job[0] / "fingerprints.npz"))
+  assert not np.array_equal(fps.x, first.x)
