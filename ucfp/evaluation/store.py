@@ -63,11 +63,16 @@ class ModelStore:
     base = os.path.join(self.root, f"{name}-{key}")
     return base, base + ".json"
 
+  def exists(self, name: str, key: str) -> bool:
+    """Whether the model is cached (its checkpoint and record both written)."""
+    ckpt, rec = self._paths(name, key)
+    return os.path.isdir(ckpt) and os.path.isfile(rec)
+
   def restore(self, name: str, key: str, abstract: Any) -> tuple[Any, dict] | None:
     """(variables, record) if cached, else None. `abstract` is from `jax.eval_shape`."""
-    ckpt, rec = self._paths(name, key)
-    if not (os.path.isdir(ckpt) and os.path.isfile(rec)):
+    if not self.exists(name, key):
       return None
+    ckpt, rec = self._paths(name, key)
     with open(rec) as f:
       record = json.load(f)
     return self._ckptr.restore(ckpt, abstract), record

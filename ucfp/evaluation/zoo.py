@@ -21,6 +21,7 @@ from ucfp.evaluation import attacks
 from ucfp.evaluation.blackbox import BLACKBOXES, fit_blackbox
 from ucfp.evaluation.data import Dataset, split_halves
 from ucfp.evaluation.models import accuracy, get_module, inference_apply, init_variables
+from ucfp.evaluation.parallel import Job, run_jobs
 from ucfp.evaluation.store import ModelStore, data_id, spec_key
 from ucfp.evaluation.train import TrainSpec, train
 
@@ -96,6 +97,7 @@ class Zoo:
   unassociated: list[ZooModel]
   derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.attacks, .extended
   surrogate: list[ZooModel] = dataclasses.field(default_factory=list)  # robust.surrogates
+  workers: int = 1  # the processes that trained this build's models (config.train.workers)
 
   def all(self) -> list[ZooModel]:
     return [
@@ -105,14 +107,27 @@ class Zoo:
 
 
 class ZooBuilder:
-  """Trains or restores models for one dataset and training configuration."""
+  """Trains or restores models for one dataset and training configuration.
 
-  def __init__(self, config, data: Dataset, workdir: str):
+  only: None trains every model it is asked for that is not cached. A set of names
+  trains only those: every other model is a stand-in (zero weights, accuracy NaN; the
+  base is restored when cached), and the uncached ones are listed in `missing` (the
+  plan of a parallel build, `ucfp.evaluation.parallel`, uses the empty set).
+  """
+
+  def __init__(self, config, data: Dataset, workdir: str, only: frozenset[str] | None = None):
     self.config = config
     self.data = data
     self.store = ModelStore(os.path.join(workdir, "models"))
     self.data_key = data_id(data.train_x, data.train_y, data.info.name)
     self.halves = split_halves(len(data.train_x), seed=12345)
+    self.only = only
+    self.missing: list[Job] = []  # uncached models not in `only`, in build order
+    self.trained: dict[str, float] = {}  # name: training seconds, of this builder
+
+  def _stand_in(self, apply_fn, variables, name: str, kind: str, rate=None) -> ZooModel:
+    """A model a selective builder does not build: NaN accuracy, never scored."""
+    return ZooModel(Model(apply_fn, variables, name), kind, float("nan"), rate)
 
   def _spec(self, entry: ModelEntry, **kw) -> TrainSpec:
     t = self.config.train
@@ -140,6 +155,13 @@ class ZooBuilder:
     abstract = jax.eval_shape(
       lambda: init_variables(module, jax.random.PRNGKey(0), self.data.info.image_shape)
     )
+    if self.only is not None and name not in self.only:
+      cached = self.store.exists(name, key)
+      if not cached:
+        self.missing.append(Job(name, kind))
+      if not (cached and kind == "base" and self.only):  # a worker restores the base
+        zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract)
+        return self._stand_in(apply_fn, zeros, name, kind, rate), key
     cached = self.store.restore(name, key, abstract)
     if cached is not None:
       variables, record = cached
@@ -177,6 +199,7 @@ class ZooBuilder:
       "sparsity": prune.sparsity(variables),
     }
     self.store.save(name, key, variables, record)
+    self.trained[name] = seconds
     progress.note(f"  {name}: test accuracy {acc:.4f} ({seconds:.1f} s)")
     return ZooModel(Model(apply_fn, variables, name), kind, acc, rate, seconds, "", seconds), key
 
@@ -245,11 +268,14 @@ class ZooBuilder:
       name = attack.name if kind == "derived" else f"{kind}-{attack.name}"
       if d.spec is None:
         apply_fn = inference_apply(get_module(d.arch, self.data.info.num_classes))
+        if self.only is not None:  # derived at once on every build: nothing to train
+          out.append(self._stand_in(apply_fn, d.variables, name, kind, attack.rate))
+          continue
         acc = accuracy(apply_fn, d.variables, self.data.test_x, self.data.test_y)
         zm = ZooModel(Model(apply_fn, d.variables, name), kind, acc, attack.rate)
       else:
         zm, _ = self._get(name, kind, d.spec, rate=attack.rate, inputs=d.inputs)
-      if kind != "derived":
+      if kind != "derived" or self.only is not None:
         out.append(zm)
         continue
       zm.attack = attack.text
@@ -266,6 +292,10 @@ class ZooBuilder:
     """An innocent outside JAX (`ucfp.evaluation.blackbox`), queried for labels only."""
     indices = {"full": slice(None), "half_a": self.halves[0], "half_b": self.halves[1]}
     idx = indices[entry.subset]
+    if self.only is not None:  # fitted on every build (not cached): nothing to train
+      zm = ZooModel(lambda x: np.zeros(len(x), np.int32), "unassociated", float("nan"))
+      zm.label = name
+      return zm
     start = time.perf_counter()
     fn = fit_blackbox(entry.arch, entry.seed, self.data.train_x[idx], self.data.train_y[idx])
     seconds = time.perf_counter() - start
@@ -289,12 +319,15 @@ class ZooBuilder:
     return out
 
 
-def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -> Zoo:
-  """Trains or restores the base model, the owner's reference models (when the
-  reference term needs them) and surrogates (`robust.surrogates`, rc and ltrc) and, if
-  `evaluation`, the pruned copies and unassociated models of `config`."""
-  b = ZooBuilder(config, data, workdir)
+def _collect(b: ZooBuilder, scope: str) -> Zoo | list[ZooModel]:
+  """What `b` builds, in build order: `scope` 'zoo' (the owner's models and the
+  evaluation's), 'owner' (the base, references and surrogates) or 'surrogates' (the
+  base and the surrogates: a list)."""
+  config = b.config
+  evaluation = scope == "zoo"
   base, base_key = b.base()
+  if scope == "surrogates":
+    return b.surrogates(base, base_key)
   needs_reference = config.method == "ltrc" and config.ltrc.term == "reference"
   reference = (
     b.listed(config.reference.models, "config.reference.models", "reference")
@@ -317,16 +350,56 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
     derived = b.attacked(base, base_key, specs)
   if evaluation and config.zoo.extended:
     unassoc.append(b.sklearn_blackbox())
-  zoo = Zoo(base, reference, pruned, unassoc, derived, surrogate)
-  trained = [m for m in zoo.all() if m.seconds > 0]
+  return Zoo(base, reference, pruned, unassoc, derived, surrogate)
+
+
+def plan(config, data: Dataset, workdir: str, scope: str) -> list[Job]:
+  """The models of `scope` (see `_collect`) not cached in `workdir`, in build order."""
+  b = ZooBuilder(config, data, workdir, only=frozenset())
+  _collect(b, scope)
+  return b.missing
+
+
+def train_one(config, data: Dataset, workdir: str, scope: str, name: str) -> float:
+  """Trains and caches the model `name` of `scope` (its base already cached when it
+  derives from it); its training seconds. Run by the workers of a parallel build."""
+  b = ZooBuilder(config, data, workdir, only=frozenset({name}))
+  _collect(b, scope)
+  if name not in b.trained:
+    raise RuntimeError(f"{name!r} is not a model to train in this zoo (or is cached already)")
+  return b.trained[name]
+
+
+def _build(config, data: Dataset, workdir: str, scope: str):
+  """Trains the uncached models of `scope` (in `config.train.workers` processes when
+  more than one, see `ucfp.evaluation.parallel`), then restores and returns them."""
+  start = time.perf_counter()
+  jobs = plan(config, data, workdir, scope) if config.train.workers != 1 else []
+  built, workers = run_jobs(jobs, config, data, workdir, scope)  # {}: trained below
+  out = _collect(ZooBuilder(config, data, workdir), scope)
+  models = out.all() if isinstance(out, Zoo) else out
+  for m in models:
+    if m.name in built:
+      m.seconds = built[m.name]
+  if isinstance(out, Zoo):
+    out.workers = workers
+  trained = [m for m in models if m.seconds > 0]
+  wall = f", {time.perf_counter() - start:.1f} s wall in {workers} workers" if built else ""
   progress.note(
-    f"zoo: trained {len(trained)} of {len(zoo.all())} models in "
-    f"{sum(m.seconds for m in trained):.1f} s (the others restored or derived)"
+    f"zoo: trained {len(trained)} of {len(models)} models in "
+    f"{sum(m.seconds for m in trained):.1f} s{wall} (the others restored or derived)"
   )
-  return zoo
+  return out
+
+
+def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -> Zoo:
+  """Trains or restores the base model, the owner's reference models (when the
+  reference term needs them) and surrogates (`robust.surrogates`, rc and ltrc) and, if
+  `evaluation`, the pruned copies, derived copies and unassociated models of `config`.
+  `config.train.workers` other than 1 trains them in parallel processes (CPU)."""
+  return _build(config, data, workdir, "zoo" if evaluation else "owner")
 
 
 def build_surrogates(config, data: Dataset, workdir: str) -> list[ZooModel]:
   """Trains or restores only the base model and the surrogates of `config`."""
-  b = ZooBuilder(config, data, workdir)
-  return b.surrogates(*b.base())
+  return _build(config, data, workdir, "surrogates")
