@@ -14,8 +14,10 @@ parameter count) with `torch.optim.AdamW` on the same batches, eager, NCHW; its 
 also times the forward pass alone and forward + backward, so the update is their
 difference. Every measurement runs in its own process, ucfp and PyTorch back to back for
 each model and round (interleaved: both see the same load), ROUNDS rounds, median kept.
-Also the machine's f32 matmul and 3x3-conv ceilings and the load average at start and
-end. PyTorch is skipped with a message when absent (not a dependency of ucfp).
+For the 32x32 models also side by side, as `config.train.workers` trains the zoo
+(`run_pair`): two processes at once, each pinned to one core with one thread, for
+ucfp and for PyTorch, images/s summed. Also the machine's f32 matmul and 3x3-conv
+ceilings and the load average at start and end. PyTorch is skipped with a message when absent (not a dependency of ucfp).
 `--quick`: the digits CNN at batch 8, 2 steps, one round, no ceilings (for tests).
 Writes benchmarks/results/train-speed.json and .md.
 """
@@ -32,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import RESULTS, peak_rss_gib, print_result, run_in_subprocess, write_results  # noqa: E402
 from benchmarks.common import timed as _timed  # noqa: E402
+from ucfp.evaluation.parallel import _cores  # noqa: E402
 
 # name: (arch, image shape (H, W, C), batch, steps per timed call)
 MODELS = {
@@ -114,14 +117,14 @@ def run_ucfp(arch, shape, b, steps, min_total=2.0) -> dict:
   }
 
 
-def run_torch(arch, shape, b, steps, min_total=2.0) -> dict:
+def run_torch(arch, shape, b, steps, min_total=2.0, threads=None) -> dict:
   import torch
 
   from benchmarks.speed_reference import torch_module
 
   timed = functools.partial(_timed, min_total=min_total)
 
-  torch.set_num_threads(os.cpu_count() or 1)
+  torch.set_num_threads(threads or os.cpu_count() or 1)
   torch.manual_seed(0)
   model = torch_module(arch).train()
   opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
@@ -161,8 +164,35 @@ def one(args):
 
     print_result(run_ceilings())
     return
-  fn = run_ucfp if args["kind"] == "ucfp" else run_torch
-  print_result(fn(args["arch"], tuple(args["shape"]), args["b"], args["steps"], args["min_total"]))
+  if args.get("cores") and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, args["cores"])
+  a = (args["arch"], tuple(args["shape"]), args["b"], args["steps"], args["min_total"])
+  if args["kind"] == "ucfp":
+    print_result(run_ucfp(*a))
+  else:
+    print_result(run_torch(*a, threads=len(args["cores"]) if args.get("cores") else None))
+
+
+def run_pair(kind: str, args: dict) -> dict:
+  """Two processes of `kind` side by side, each pinned to one core with one thread (how
+  `config.train.workers` trains the zoo: `ucfp.evaluation.parallel`'s worker
+  environment for ucfp, `torch.set_num_threads(1)` for PyTorch): their summed
+  images/s and each one's result."""
+  from concurrent.futures import ThreadPoolExecutor
+
+  from ucfp.evaluation.parallel import _cores, _worker_env
+
+  cores = _cores()[:2]
+
+  def go(core):
+    env = _worker_env([core]) if kind == "ucfp" else None
+    return run_in_subprocess(__file__, {"kind": kind, **args, "cores": [core]}, env=env)
+
+  with ThreadPoolExecutor(2) as pool:
+    both = list(pool.map(go, cores))
+  if any("images_per_s" not in r for r in both):
+    return {"error": [r.get("error") for r in both]}
+  return {"images_per_s": sum(r["images_per_s"] for r in both), "processes": both}
 
 
 def _median(rounds: list[dict]) -> dict:
@@ -201,9 +231,9 @@ def markdown(res: dict) -> str:
     "no augmentation): ucfp's zoo trainer (`ucfp.evaluation.train`, the path `train` uses)",
     "and the same architecture in PyTorch (eager, NCHW, `torch.optim.AdamW`), each in its",
     f"own process, interleaved, median of {res['rounds']} round(s). Ratio = ucfp / PyTorch.",
-    f"Measured under load: load average (1, 5, 15 min) {_load(load['start'])} at the start,",
-    f"{_load(load['end'])} at the end, on a machine shared with other jobs; absolute figures",
-    "move with it, the interleaved ratios less so.",
+    f"Load average (1, 5, 15 min) {_load(load['start'])} at the start, {_load(load['end'])}",
+    "at the end (above ~0.5 the machine was shared: absolute figures move with the load,",
+    "the interleaved ratios less so).",
     "",
     "| model | batch | params | ucfp img/s | PyTorch img/s | ratio | ucfp compile s "
     "| ucfp fwd / fwd+bwd / step ms | PyTorch fwd / fwd+bwd / step ms | ucfp path, conv |",
@@ -222,6 +252,26 @@ def markdown(res: dict) -> str:
       f"| {_f(m['torch_images_per_s'])} | {_f(m['ratio'], '{:.2f}')} | {_f(m['compile_s'], '{:.1f}')} "
       f"| {ms(u)} | {ms(t)} | {u.get('path', '-')}, {u.get('conv', '-')} |"
     )
+  pairs = {n: m["pair"] for n, m in res["models"].items() if m.get("pair")}
+  if pairs:
+    lines += [
+      "",
+      "Side by side, as `config.train.workers` trains the zoo: two processes at once, each",
+      "pinned to one core with one thread (ucfp: the zoo worker's XLA flags; PyTorch:",
+      "`torch.set_num_threads(1)`), images/s summed over both (median of the rounds).",
+      "",
+      "| model | ucfp img/s, 2 x 1 thread | PyTorch img/s, 2 x 1 thread | ratio |"
+      " ucfp 2 x 1 vs 1 x 2 threads | PyTorch 2 x 1 vs 1 x 2 threads |",
+      "|---|---|---|---|---|---|",
+    ]
+    for name, pr in pairs.items():
+      m = res["models"][name]
+      gain = lambda a, b: _f(a / b if a and b else None, "{:.2f}x")
+      lines.append(
+        f"| {name} | {_f(pr['ucfp_images_per_s'])} | {_f(pr['torch_images_per_s'])} "
+        f"| {_f(pr['ratio'], '{:.2f}')} | {gain(pr['ucfp_images_per_s'], m['ucfp_images_per_s'])} "
+        f"| {gain(pr['torch_images_per_s'], m['torch_images_per_s'])} |"
+      )
   if res.get("torch_skipped"):
     lines += ["", res["torch_skipped"]]
   z = res.get("zoo_minutes")
@@ -272,14 +322,28 @@ def main(quick: bool):
       "steps": steps,
       "min_total": 0.05 if quick else 2.0,
     }
-    got = {"ucfp": [], "torch": []}
+    got = {"ucfp": [], "torch": [], "ucfp_pair": [], "torch_pair": []}
+    pairs = shape[0] > 16 and not quick and len(_cores()) >= 2  # the zoo's worker path
     for _ in range(rounds):
       for kind in ("ucfp",) if skipped else ("ucfp", "torch"):
         got[kind].append(run_in_subprocess(__file__, {"kind": kind, **args}))
         print(name, kind, got[kind][-1], flush=True)
+        if pairs:
+          got[kind + "_pair"].append(run_pair(kind, args))
+          print(name, kind, "pair", got[kind + "_pair"][-1].get("images_per_s"), flush=True)
       bar.update(1)
     torch_res = None if skipped else _median(got["torch"])
     out[name] = summarise(b, _median(got["ucfp"]), torch_res)
+    if pairs:
+      u, t = _median(got["ucfp_pair"]), None if skipped else _median(got["torch_pair"])
+      u_ips, t_ips = u.get("images_per_s"), (t or {}).get("images_per_s")
+      out[name]["pair"] = {
+        "ucfp_images_per_s": u_ips,
+        "torch_images_per_s": t_ips,
+        "ratio": u_ips / t_ips if u_ips and t_ips else None,
+        "ucfp": u,
+        "torch": t,
+      }
   bar.close()
   res = {
     "models": out,

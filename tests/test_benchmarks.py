@@ -161,6 +161,9 @@ def test_train_speed_median_and_markdown():
   md = train_speed.markdown(res)
   assert "| vgg | 128 | 7 | 50 | 100 | 0.50 | 4.0 | 500.0 / 1500.0 / 2000.0 |" in md
   assert "1.00, 2.00, 3.00 at the start" in md
+  m["pair"] = {"ucfp_images_per_s": 80.0, "torch_images_per_s": 160.0, "ratio": 0.5}
+  md = train_speed.markdown(res)
+  assert "| vgg | 80 | 160 | 0.50 | 1.60x | 1.60x |" in md
 
 
 @pytest.mark.parametrize("arch, shape", [("cnn_small", (8, 8, 1)), ("resnet20", (32, 32, 3))])
