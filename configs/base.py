@@ -89,7 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Processes that train the zoo's models side by side (ucfp/evaluation/parallel.py):
   # 1 this one; N > 1 that many, each on its share of the cores (CPU backend only);
   # 0 one per core on a CPU (up to 4), else 1. On a 2-core CPU two single-threaded
-  # workers train VGGs 1.6x faster than one process.
+  # workers train VGGs ~1.5x the images/s of one process (benchmarks/results/train-speed.md).
   c.train.workers = 1
 
   # --- The owner's reference models (never evaluated as innocents).

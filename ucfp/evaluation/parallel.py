@@ -1,9 +1,9 @@
 """Trains the zoo's models side by side in worker processes (CPU).
 
-On XLA:CPU one training process does not fill two cores: a VGG step at batch 128 took
-0.49 s on 2 threads and 0.64 s on 1 (the forward pass gains nothing from the second
-thread), so two single-threaded processes, one per core, train 1.6x the images per
-second of one (measured: 213 + 205 vs 263 img/s). The zoo's models are independent but
+On XLA:CPU one training process does not fill two cores: the VGG forward pass takes as
+long on one thread as on two, so two single-threaded processes, one per core, train
+1.44-1.51x the images per second of one two-threaded process (VGG, VGG-small,
+ResNet-20; benchmarks/results/train-speed.md). The zoo's models are independent but
 for the base, from which the pruned, surrogate and derived copies are made: workers
 train the base first and the references and innocents beside it, then the copies.
 
@@ -11,7 +11,7 @@ train the base first and the references and innocents beside it, then the copies
     worker processes, each pinned to its share of the cores; 0 picks: one per core
     (at most MAX_AUTO_WORKERS) on the CPU backend with >= 2 cores, else 1.
 
-Each worker is `python -m ucfp.evaluation.parallel JOBDIR INDEX CORES`: it reads the
+Each worker is `python -m ucfp.evaluation.zoo_worker JOBDIR INDEX CORES`: it reads the
 config (JSON) and the data (.npz, no pickle) the parent wrote to JOBDIR, then trains the
 models named on its stdin one by one (`ucfp.evaluation.zoo.train_one`), caching each in
 the work directory exactly as a serial build would, and answers with one `RESULT_TAG`
@@ -31,8 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-
-import numpy as np
 
 from ucfp.core import progress
 from ucfp.core.io import atomic_write_json, atomic_write_npz
@@ -153,7 +151,7 @@ def run_jobs(jobs: list[Job], config, data, workdir: str, scope: str) -> tuple[d
   procs, tails = [], []
   try:
     for i, cores in enumerate(groups):
-      cmd = [sys.executable, "-m", "ucfp.evaluation.parallel", jobdir, str(i)]
+      cmd = [sys.executable, "-m", "ucfp.evaluation.zoo_worker", jobdir, str(i)]
       cmd.append(",".join(map(str, cores)))
       proc = subprocess.Popen(
         cmd,
@@ -213,38 +211,3 @@ def _schedule(jobs, procs, tails, results) -> dict:
       ready.extend(later)
       later = []
   return done
-
-
-def _worker(jobdir: str, index: int, cores: str) -> None:
-  if cores and hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, [int(c) for c in cores.split(",")])
-  import ml_collections
-
-  from ucfp.evaluation.data import Dataset, DatasetInfo
-  from ucfp.evaluation.zoo import train_one
-
-  with open(os.path.join(jobdir, "job.json")) as f:
-    job = json.load(f)
-  with np.load(os.path.join(jobdir, "data.npz"), allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files}
-  info = job["info"]
-  info = DatasetInfo(
-    info["name"], info["num_classes"], tuple(info["image_shape"]), tuple(info["class_names"])
-  )
-  data = Dataset(info=info, **arrays)
-  config = ml_collections.ConfigDict(job["config"])
-  progress.show_progress(job["progress"])
-  for line in sys.stdin:
-    name = line.strip()
-    try:
-      seconds = train_one(config, data, job["workdir"], job["scope"], name)
-    except Exception as e:  # reported to the parent, which stops the build
-      import traceback
-
-      print(RESULT_TAG + json.dumps({"name": name, "error": traceback.format_exc()}), flush=True)
-      raise SystemExit(1) from e
-    print(RESULT_TAG + json.dumps({"name": name, "seconds": seconds}), flush=True)
-
-
-if __name__ == "__main__":
-  _worker(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")
