@@ -9,6 +9,7 @@ from ucfp.core.validate import number, positive_int, validate_generation
 from ucfp.evaluation.attacks import parse_attacks
 from ucfp.evaluation.data import check_dataset_name
 from ucfp.evaluation.models import check_model_name
+from ucfp.evaluation.parallel import check_workers
 from ucfp.evaluation.zoo import parse_model_list
 
 
@@ -22,11 +23,7 @@ def validate_config(config) -> None:
   positive_int(t.batch_size, "train.batch_size")
   number(t.learning_rate, "train.learning_rate", 0, low_open=True)
   number(t.weight_decay, "train.weight_decay", 0)
-  if not isinstance(t.workers, int) or isinstance(t.workers, bool) or t.workers < 0:
-    raise ValueError(
-      f"config.train.workers={t.workers!r} must be 0 (one per core on a CPU), 1 (this "
-      "process) or a number of worker processes"
-    )
+  check_workers(t.workers)
   refs = parse_model_list(config.reference.models, "config.reference.models")
   innocents = parse_model_list(config.zoo.unassociated, "config.zoo.unassociated", blackbox=True)
   shared = sorted({(e.arch, e.seed) for e in refs} & {(e.arch, e.seed) for e in innocents})

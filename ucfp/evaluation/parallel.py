@@ -56,6 +56,15 @@ def _cores() -> list[int]:
   return list(range(os.cpu_count() or 1))
 
 
+def check_workers(value) -> None:
+  """Raises ValueError naming config.train.workers unless it is an int >= 0."""
+  if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    raise ValueError(
+      f"config.train.workers={value!r} must be 0 (one per core on a CPU), 1 (this "
+      "process) or a number of worker processes"
+    )
+
+
 def resolve_workers(requested: int, jobs: int) -> list[list[int]]:
   """The cores of each worker for `jobs` models to train ([] : train in this process).
 
@@ -64,11 +73,7 @@ def resolve_workers(requested: int, jobs: int) -> list[list[int]]:
   """
   import jax
 
-  if not isinstance(requested, int) or isinstance(requested, bool) or requested < 0:
-    raise ValueError(
-      f"config.train.workers={requested!r} must be 0 (one per core on a CPU), 1 (this "
-      "process) or a number of worker processes"
-    )
+  check_workers(requested)
   cpu = jax.default_backend() == "cpu"
   if requested > 1 and not cpu:
     raise ValueError(
