@@ -43,6 +43,24 @@ METHODS = {
     "ucfp_cheap, examples started from training images of another class (init=data)",
     {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data"},
   ),
+  "ucfp_cheap_data_cnn": (
+    "ucfp_cheap_data + ucfp.simple_references' small CNN as one more reference",
+    {"_refs": "cheap_cnn", "ltrc.weight": 10.0, "_surrogate": True, "init": "data"},
+  ),
+  "ucfp_cheap_data_sel3": (
+    "ucfp_cheap_data, 3x candidates, the lowest base-margin third kept (oversample=3)",
+    {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data", "oversample": 3},
+  ),
+  "ucfp_own": (
+    "ucfp's recipe for own models: ucfp_cheap_data_cnn with oversample=3",
+    {
+      "_refs": "cheap_cnn",
+      "ltrc.weight": 10.0,
+      "_surrogate": True,
+      "init": "data",
+      "oversample": 3,
+    },
+  ),
   "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
   "ucfp_mixed_w10_sur_data": (
     "ucfp_mixed_w10_sur, examples started from training images (init=data)",
@@ -75,7 +93,7 @@ def uses_surrogate(method: str) -> bool:
 
 
 def refs_of(method: str) -> str:
-  """`same` (K of the user's architecture), `mixed` or `cheap` (see
+  """`same` (K of the user's architecture), `mixed`, `cheap` or `cheap_cnn` (see
   benchmarks/clients_zoo.py's `references`)."""
   return METHODS[method][1].get("_refs", "same")
 
@@ -103,7 +121,7 @@ def method_config(method: str, image_shape, k: int, n: int):
       node = node[p]
     node[leaf] = value
   config.robust.surrogates = ()  # clients give no surrogates
-  cheap = refs_of(method) == "cheap"  # has its 4 short runs at k = 0 too
+  cheap = refs_of(method).startswith("cheap")  # has its 4 short runs at k = 0 too
   if config.method == "ltrc" and config.ltrc.term == "reference" and k == 0 and not cheap:
     config.ltrc.term = "none"
   config.checkpoint_every = 0

@@ -39,16 +39,19 @@ from benchmarks.common import write_results  # noqa: E402
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits (cifar10: not yet)")
 _SETUPS = flags.DEFINE_list("setups", ["avgcnn", "bncnn", "mlp"], "client setups")
 _KS = flags.DEFINE_list("ks", ["0", "1", "2", "4"], "numbers of reference models")
-MAIN = "c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10,ucfp_mixed_w10_sur,ucfp_cheap,ucfp_cheap_data"
-# The levers of the first run (none helped) are in benchmarks/results/clients-digits-levers.md
-# (--levers=... reruns them); the default keeps the run under 30 minutes.
-LEVERS = "ucfp_data,ucfp_mixed_w10_sur_data,ucfp_mixed_w30,ucfp_comp"
+MAIN = (
+  "c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10_sur,ucfp_cheap,ucfp_cheap_data,"
+  "ucfp_cheap_data_cnn,ucfp_cheap_data_sel3,ucfp_own"
+)
+# The levers of the first run (none helped) are in benchmarks/results/clients-digits-levers.md,
+# those of the second in clients-digits-r2.md (--levers=... and --scale=... rerun them);
+# the default keeps the run under 30 minutes.
 _METHODS = flags.DEFINE_list("methods", MAIN.split(","), f"of {', '.join(METHODS)}")
-_LEVERS = flags.DEFINE_list("levers", LEVERS.split(","), "more methods, at K = 2, 4")
+_LEVERS = flags.DEFINE_list("levers", [], "more methods, at K = 2, 4 (e.g. ucfp_data,ucfp_comp)")
 _SCALE = flags.DEFINE_list(
   "scale",
-  ["ucfp", "ucfp_mixed_w10_sur", "ucfp_cheap_data"],
-  "methods run with more references on the lever setup",
+  [],
+  "methods run with more references on the lever setup (e.g. ucfp,ucfp_cheap_data)",
 )
 _LEVER_KS = flags.DEFINE_list("lever_ks", ["8", "16"], "their numbers of references")
 _LEVER_SETUP = flags.DEFINE_string("lever_setup", "avgcnn", "the setup the levers run on")
@@ -70,7 +73,8 @@ def main(argv):
   for setup in _SETUPS.value:
     t = time.perf_counter()
     lever = setup == _LEVER_SETUP.value
-    zoo = build_setup(setup, data, cache, max(map(int, _LEVER_KS.value)) if lever else 4)
+    more = lever and _SCALE.value
+    zoo = build_setup(setup, data, cache, max(map(int, _LEVER_KS.value)) if more else 4)
     train_s = time.perf_counter() - t
     accs = {e.name: e.test_accuracy for k in zoo for e in zoo[k]}
     results[setup] = {"train_seconds": train_s, "test_accuracy": accs, "runs": {}}

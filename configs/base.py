@@ -45,6 +45,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.init_sigma = 0.15
   # L-inf bound on how far an example moves from its starting noise (0: none).
   c.budget = 0.0
+  # Generate oversample * N candidates and keep, per target class, the N / K that the base
+  # model puts in their class by the smallest margin (ucfp/core/select.py): on client
+  # models the deepest candidates were the ones innocents followed. 1: no selection.
+  c.oversample = 1
   c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin
   c.early_stop_margin = 5.0
   # Checkpoint the generation state every this many steps (0: never), so that a rerun

@@ -40,8 +40,8 @@ def test_train_references_rejects_bad_arguments(kw, match):
 
 
 def test_simple_references_learn_the_data(digits):
-  refs = ucfp.simple_references(digits.train_x, digits.train_y, epochs=5)
-  assert [r.name for r in refs] == ["linear-s2001", "mlp-s2002"]
+  refs = ucfp.simple_references(digits.train_x, digits.train_y, epochs=12)
+  assert [r.name for r in refs] == ["linear-s2001", "mlp-s2002", "cnn-s2003"]
   for r in refs:
     pred = np.asarray(jax.numpy.argmax(r(digits.test_x), -1))
     assert np.mean(pred == digits.test_y) > 0.85, r.name
@@ -49,3 +49,7 @@ def test_simple_references_learn_the_data(digits):
     ucfp.simple_references(digits.train_x, digits.train_y, num_classes=3)
   with pytest.raises(ValueError, match=r"\(n, H, W, C\)"):
     ucfp.simple_references(digits.train_x[:, :, :, 0], digits.train_y)
+  with pytest.raises(ValueError, match="kinds=.*must be distinct names of"):
+    ucfp.simple_references(digits.train_x, digits.train_y, kinds=("mlp", "resnet"))
+  only = ucfp.simple_references(digits.train_x, digits.train_y, epochs=1, kinds=("cnn",))
+  assert [r.name for r in only] == ["cnn-s2001"]

@@ -16,6 +16,7 @@ import numpy as np
 from ucfp.core import progress, prune
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.resume import Checkpoints, run_id
+from ucfp.core.select import base_margins, candidate_labels, lowest_margin
 from ucfp.core.sharding import example_sharding, place
 from ucfp.core.spec import GenSpec  # noqa: F401 - re-exported
 from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public names
@@ -201,7 +202,9 @@ def fingerprint(
       classifies as a class other than the example's target (`data_starts`).
 
   Returns:
-    :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,).
+    :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,). With
+    `config.oversample = m > 1`, m * N candidates are generated (labels repeated m
+    times) and N kept by `ucfp.core.select.lowest_margin`.
 
   Raises:
     ValueError: a bad config field, labels, image shape or `prunable`, or no prunable
@@ -210,7 +213,9 @@ def fingerprint(
   """
   shape = validate_generation(config, image_shape)
   pool = check_starts(starts, shape, config.init)
-  spec = GenSpec.from_config(config)
+  n = int(config.num_fingerprints)
+  over = int(config.get("oversample", 1))
+  spec = GenSpec.from_config(config, num_examples=n * over)
   k = _num_classes(model, shape, "model")
   flags = prune.leaf_flags(model.variables, prunable)
   if spec.method != "c" and not any(flags):
@@ -239,7 +244,6 @@ def fingerprint(
     )
   if use_sur:
     _check_classes(surrogates, shape, k, "surrogate model")
-  n = int(config.num_fingerprints)
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
     y = balanced_labels(n, k, k_labels)
@@ -248,6 +252,8 @@ def fingerprint(
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
       raise ValueError(f"labels must be ({n},) integers in [0, {k}); got shape {y.shape}")
     y = y.astype(np.int32)
+  y_out, y = y, candidate_labels(y, over)  # generation runs on over * n candidates
+  n = len(y)
   ref_fns = tuple(r.apply_fn for r in reference) if spec.term == "reference" else ()
   ref_vars = tuple(r.variables for r in reference) if spec.term == "reference" else ()
   sur_fns = tuple(m.apply_fn for m in surrogates) if use_sur else ()
@@ -297,6 +303,10 @@ def fingerprint(
     if ckpt is not None:
       ckpt.close(completed)
   x = np.asarray(state[0])
+  if over > 1:
+    m = base_margins(model.apply_fn, model.variables, x, y)
+    keep = lowest_margin(m, y, y_out)
+    x, margin = x[keep], float(m[keep].min())
   seconds = time.perf_counter() - start
   meta = {
     "method": spec.method,
@@ -306,6 +316,7 @@ def fingerprint(
     "num_classes": k,
     "reference": [r.name for r in reference] if ref_fns else [],
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
+    "oversample": over,
     "steps_run": steps_run,
     "resumed_from": first,
     "final_loss": float(losses[-1]),
@@ -314,7 +325,7 @@ def fingerprint(
     "batching": spec.batching,
     "devices": 1 if sh is None else sh.num_devices,
   }
-  return Fingerprints(x, y, meta)
+  return Fingerprints(x, y_out, meta)
 
 
 def _run_steps(step, state, args, k_steps, min_margin, config, first, losses, ckpt, bar):

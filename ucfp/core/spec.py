@@ -34,8 +34,11 @@ class GenSpec:
   surrogate_weight: float = 0.0
 
   @classmethod
-  def from_config(cls, c) -> GenSpec:
+  def from_config(cls, c, num_examples: int | None = None) -> GenSpec:
+    """`num_examples`: the examples generated at once (default config.num_fingerprints;
+    `fingerprint` passes `oversample` times that)."""
     r = c.robust
+    num = int(c.num_fingerprints) if num_examples is None else int(num_examples)
     return cls(
       method=c.method,
       loss=c.loss,
@@ -47,7 +50,7 @@ class GenSpec:
         float(r.noise_bound), r.noise_kind, r.mask, float(r.prune_rate[0]), float(r.prune_rate[1])
       ),
       batching=resolve_batching(r.batching, int(r.num_variants)),
-      chunk=resolve_chunk(int(r.chunk), int(c.num_fingerprints)),
+      chunk=resolve_chunk(int(r.chunk), num),
       radius=float(c.ltrc.radius) if c.method == "ltrc" else 0.0,
       term=c.ltrc.term if c.method == "ltrc" else "none",
       weight=float(c.ltrc.weight),

@@ -52,6 +52,7 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _choice(config.method, METHODS, "method")
   shape = check_image_shape(image_shape if image_shape is not None else config.image_shape)
   positive_int(config.num_fingerprints, "num_fingerprints")
+  positive_int(config.get("oversample", 1), "oversample")
   positive_int(config.steps, "steps")
   number(config.step_size, "step_size", 0, low_open=True)
   _choice(config.optimizer, OPTIMIZERS, "optimizer")

@@ -1,0 +1,61 @@
+"""Over-generation and margin selection (`config.oversample`, ucfp/core/select.py)."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import set_fields
+
+from ucfp import fingerprint
+from ucfp.core.select import base_margins, candidate_labels, lowest_margin
+
+
+def test_lowest_margin_prefers_small_positive_margins_then_misses():
+  y = np.array([0, 1, 0])
+  cand_y = candidate_labels(y, 3)  # [0 1 0 0 1 0 0 1 0]
+  margins = np.array([5.0, 2.0, 0.5, -1.0, -3.0, 3.0, -0.2, 0.1, 9.0])
+  keep = lowest_margin(margins, cand_y, y)
+  np.testing.assert_array_equal(cand_y[keep], y)
+  # class 0: hits 0.5 (2), 3.0 (5), 5.0 (0), 9.0 (8); misses -0.2 (6), -1.0 (3)
+  assert list(keep[[0, 2]]) == [2, 5]
+  # class 1: hits 0.1 (7), 2.0 (1); miss -3.0 (4)
+  assert keep[1] == 7
+  # a class with only misses gets the least wrong one first
+  keep = lowest_margin(np.array([-2.0, -0.5]), np.array([3, 3]), np.array([3]))
+  assert list(keep) == [1]
+
+
+def test_lowest_margin_short_class_raises():
+  with pytest.raises(ValueError, match="class 2: 1 candidates for 2"):
+    lowest_margin(np.zeros(3), np.array([2, 1, 1]), np.array([2, 2]))
+
+
+def test_oversample_keeps_the_lowest_margin_candidates(tiny_config, cnn_model):
+  """oversample=3 is the same run as 3N fingerprints with the labels repeated, then the
+  lowest-margin selection; labels are those of the N-fingerprint run."""
+  c = set_fields(
+    tiny_config, method="rc", num_fingerprints=10, steps=6, **{"robust.num_variants": 2}
+  )
+  one = fingerprint(cnn_model, c, key=jax.random.PRNGKey(5))
+  c3 = set_fields(tiny_config.copy_and_resolve_references(), oversample=3)
+  fp = fingerprint(cnn_model, c3, key=jax.random.PRNGKey(5))
+  assert fp.x.shape == one.x.shape and fp.meta["oversample"] == 3
+  np.testing.assert_array_equal(fp.y, one.y)
+  full = set_fields(tiny_config.copy_and_resolve_references(), num_fingerprints=30)
+  cand = fingerprint(cnn_model, full, key=jax.random.PRNGKey(5), labels=np.tile(one.y, 3))
+  m = base_margins(cnn_model.apply_fn, cnn_model.variables, cand.x, cand.y)
+  keep = lowest_margin(m, cand.y, one.y)
+  np.testing.assert_allclose(fp.x, cand.x[keep], atol=1e-6)
+  assert fp.meta["min_margin"] == pytest.approx(float(m[keep].min()), abs=1e-5)
+  # what was kept sits no deeper in its class than what was dropped
+  for cls in np.unique(one.y):
+    kept = m[keep][one.y == cls]
+    dropped = np.delete(m, keep)[np.delete(cand.y, keep) == cls]
+    if np.all(kept > 0):
+      assert kept.max() <= dropped[dropped > 0].min(initial=np.inf)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_oversample_is_refused_before_compute(tiny_config, cnn_model, bad):
+  c = set_fields(tiny_config, oversample=bad)
+  with pytest.raises(ValueError, match="config.oversample"):
+    fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))

@@ -1,0 +1,60 @@
+"""Over-generation and selection of fingerprints (`config.oversample`).
+
+Generation runs on `oversample * N` candidates (each target label repeated), and the N
+kept are, per target class, the ones the base model puts in their class by the
+smallest margin `z_y - max_{j != y} z_j`. Candidates the base model misclassifies come
+last (largest margin first), so a class never runs short.
+
+Why the margin: on models ucfp did not train (benchmarks/results/clients-digits.md),
+the candidates driven deepest into their class were the ones independently trained
+models followed (Spearman correlation of the base's margin with the innocents' mean
+match 0.26-0.29 on the avgcnn client); the robustness term has already made every
+candidate hold across the pruned variants, so the kept ones lose no robustness there.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ucfp.core import objectives
+
+
+def candidate_labels(y: np.ndarray, oversample: int) -> np.ndarray:
+  """(oversample * N,) int32: the N target labels `y`, repeated `oversample` times."""
+  return np.tile(np.asarray(y, np.int32), int(oversample))
+
+
+def base_margins(apply_fn, variables, x, y, batch: int = 1024) -> np.ndarray:
+  """(M,) float32 margins of the base model on x (M, H, W, C) for labels y (M,)."""
+  fn = jax.jit(lambda v, xb, yb: objectives.margins(apply_fn(v, xb), yb))
+  x, y = jnp.asarray(x), jnp.asarray(y)
+  return np.concatenate(
+    [np.asarray(fn(variables, x[i : i + batch], y[i : i + batch])) for i in range(0, len(x), batch)]
+  ).astype(np.float32)
+
+
+def lowest_margin(margins: np.ndarray, candidates_y: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """(N,) candidate indices: slot i of `y` (N,) gets a candidate labelled y[i].
+
+  Per class c, the candidates labelled c are ranked: correctly classified ones (margin
+  > 0) by ascending margin, then the rest by descending margin; the first count(y == c)
+  fill the slots with y == c in order. Pure numpy; ties keep candidate order.
+
+  Raises:
+    ValueError: a class has fewer candidates than slots.
+  """
+  margins, candidates_y, y = np.asarray(margins), np.asarray(candidates_y), np.asarray(y)
+  out = np.empty(len(y), np.int64)
+  for c in np.unique(y):
+    slots = np.flatnonzero(y == c)
+    cand = np.flatnonzero(candidates_y == c)
+    if len(cand) < len(slots):
+      raise ValueError(f"class {int(c)}: {len(cand)} candidates for {len(slots)} fingerprints")
+    m = margins[cand]
+    hit = m > 0
+    # Sort key: hits first (0), then misses (1); hits by +margin, misses by -margin.
+    order = np.lexsort((np.where(hit, m, -m), ~hit))
+    out[slots] = cand[order[: len(slots)]]
+  return out
