@@ -130,6 +130,14 @@ METHODS = {
     "ablation: init=data and the margin loss (kappa 5)",
     {"init": "data", "loss": "margin"},
   ),
+  "ucfp_sel3": (
+    "ablation: 3x candidates, the lowest base-margin third kept per class (oversample=3)",
+    {"oversample": 3},
+  ),
+  "ucfp_weight10_sel3": (
+    "ablation: reference-term weight 10 and oversample=3",
+    {"ltrc.weight": 10.0, "oversample": 3},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},

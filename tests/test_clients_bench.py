@@ -56,12 +56,14 @@ def test_score_counts_r_t_and_false_alarms_with_leave_one_out_nulls():
 
 def test_references_same_and_mixed():
   own = [clients.Entry(f"own{i}", "reference", None, 0.0, f"own{i}") for i in range(8)]
-  simple = [clients.Entry(n, "reference", None, 0.0, n) for n in ("linear", "mlp")]
+  simple = [clients.Entry(n, "reference", None, 0.0, n) for n in ("linear", "mlp", "cnn")]
   cheap = [clients.Entry(f"cheap{i}", "reference", None, 0.0, f"cheap{i}") for i in range(4)]
   zoo = {"reference": own, "simple": simple, "cheap": cheap}
   short = [f"cheap{i}" for i in range(4)]
   assert clients.references(zoo, 0, "cheap") == short
   assert clients.references(zoo, 4, "cheap") == ["own0", "own1", "linear", "mlp", *short]
+  assert clients.references(zoo, 4, "cheap_cnn") == ["own0", "own1", "linear", "mlp", *short, "cnn"]
+  assert clients.references(zoo, 0, "cheap_cnn") == [*short, "cnn"]
   assert clients.references(zoo, 0, "mixed") == []
   assert clients.references(zoo, 2, "same") == ["own0", "own1"]
   assert clients.references(zoo, 1, "mixed") == ["own0"]

@@ -1,7 +1,7 @@
 import jax
 import pytest
 
-from configs import base, c, ltrc, rc
+from configs import base, c, ltrc, own, rc
 from ucfp import fingerprint
 from ucfp.evaluation.checks import validate_config
 
@@ -12,6 +12,15 @@ def test_configs_validate(mod, preset):
   cfg = mod.get_config(preset)
   validate_config(cfg)
   assert cfg.method == mod.__name__.split(".")[-1]
+
+
+@pytest.mark.parametrize("preset", [None, "cifar10", "tiny"])
+def test_own_config_is_ltrc_with_the_client_recipe(preset):
+  cfg = own.get_config(preset)
+  validate_config(cfg)
+  assert cfg.method == "ltrc" and cfg.ltrc.term == "reference"
+  assert (cfg.init, cfg.oversample, cfg.ltrc.weight) == ("data", 3, 10.0)
+  assert tuple(cfg.robust.surrogates) == (0.8,)
 
 
 def test_config_is_locked():
@@ -30,6 +39,7 @@ BAD = [
   ("dataset", "svhn", r"config\.dataset='svhn' is not one of digits"),
   ("model", "vit", r"config\.model='vit' is not one of"),
   ("steps", 0, r"config\.steps=0 must be a positive integer"),
+  ("oversample", 0, r"config\.oversample=0 must be a positive integer"),
   ("num_fingerprints", -3, r"config\.num_fingerprints=-3 must be a positive"),
   ("step_size", 0.0, r"config\.step_size"),
   ("loss", "hinge", r"config\.loss='hinge' is not one of xent, margin"),

@@ -1,0 +1,29 @@
+"""LTRC for a model ucfp did not train, with few reference models of the user's own.
+
+    config = own.get_config("digits")   # or python -m ucfp.generate --config=configs/own.py
+
+`configs/ltrc.py` is measured on ucfp's own zoo, with 11 reference models on digits. On
+a user's own model (benchmarks/clients.py: Flax modules and optax loops written apart
+from ucfp) with K <= 4 of the user's references, its fingerprints transfer to
+independently trained models (benchmarks/results/clients-digits.md). This config is
+the recipe measured there (`ucfp_own`); pass as `reference=` the user's K models plus
+
+- `ucfp.simple_references(train_x, train_y)`: a linear model, an MLP and a small CNN;
+- 4 short runs (a tenth of the epochs) of the user's own training, other seeds
+  (`ucfp.train_references(apply_fn, short_train_fn, 4, seeds=range(3001, 3005))`);
+
+as `surrogates=` the owner's own copy pruned at 0.8 and fine-tuned, and as `starts=`
+the training images. On 8x8 digits the main job (`python -m ucfp.generate`) runs
+it on ucfp's zoo with the preset's references (`starts`: the training split).
+"""
+
+from configs import ltrc
+
+
+def get_config(arg: str | None = None):
+  c = ltrc.get_config(arg)
+  c.ltrc.weight = 10.0  # the reference term weighs more with few references
+  c.init = "data"  # start from training images of another class, not from noise
+  c.oversample = 3  # keep the lowest base-margin third of 3x candidates
+  c.robust.surrogates = (0.8,)  # the owner's own pruned, fine-tuned copy
+  return c
