@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from configs import c, ltrc, rc
+from configs import c, ltrc, own, rc
 
 # name -> (description, config overrides). Overrides starting with "_" are handled by
 # `method_config`; "ucfp" is configs/ltrc.py as shipped.
@@ -52,14 +52,8 @@ METHODS = {
     {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data", "oversample": 3},
   ),
   "ucfp_own": (
-    "ucfp's recipe for own models: ucfp_cheap_data_cnn with oversample=3",
-    {
-      "_refs": "cheap_cnn",
-      "ltrc.weight": 10.0,
-      "_surrogate": True,
-      "init": "data",
-      "oversample": 3,
-    },
+    "configs/own.py: ucfp_cheap_data_cnn with oversample=3",
+    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True},
   ),
   "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
   "ucfp_mixed_w10_sur_data": (

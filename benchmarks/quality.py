@@ -158,6 +158,7 @@ _GENERATION_FIELDS = (
   "method", "image_shape", "num_fingerprints", "steps", "step_size", "optimizer", "loss",
   "kappa", "init", "init_sigma", "early_stop", "early_stop_margin", "seed", "shard",
 )  # fmt: skip
+_LATER_FIELDS = {"budget": 0.0, "oversample": 1}
 
 
 def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
@@ -165,6 +166,8 @@ def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
   generation fields, the base model and, for the reference term, the references, and
   the surrogates)."""
   gen = {k: cfg[k] for k in _GENERATION_FIELDS}
+  # Fields added later, in the key only when set, so that older caches stay valid.
+  gen.update({k: cfg[k] for k, off in _LATER_FIELDS.items() if cfg.get(k, off) != off})
   robust = cfg.robust.to_dict()
   if not surs:  # keys from before surrogates existed, so older caches stay valid
     robust.pop("surrogates"), robust.pop("surrogate_weight")

@@ -211,3 +211,25 @@ def test_zoo_compare_and_record_minutes(tmp_path, monkeypatch):
   assert res["models"] == {} and res["zoo_minutes"]["after"] == 6.5
   res.update(rounds=1, loadavg={"start": (1, 1, 1), "end": (1, 1, 1)})
   assert "before 15.0, after 6.5" in train_speed.markdown(res)
+
+
+def test_quality_fingerprint_cache_key_sees_every_generation_field():
+  """Two configs that generate different fingerprints never share a cached file; a
+  field left at its default keeps the key it had before the field existed."""
+  sys.path.insert(0, ROOT)
+  from benchmarks import quality
+  from configs import ltrc
+  from ucfp.evaluation.zoo import ZooModel
+
+  base = ZooModel(None, "base", 0.9, label="base")
+  paths = set()
+  for over in ({}, {"oversample": 3}, {"budget": 0.2}, {"steps": 7}):
+    cfg = ltrc.get_config("tiny")
+    for k, v in over.items():
+      cfg[k] = v
+    paths.add(quality._cache_path("/w", cfg, base, []))
+  assert len(paths) == 4
+  cfg = ltrc.get_config("tiny")
+  default = quality._cache_path("/w", cfg, base, [])
+  cfg.oversample = 1
+  assert quality._cache_path("/w", cfg, base, []) == default
