@@ -10,6 +10,9 @@ the candidates driven deepest into their class were the ones independently train
 models followed (Spearman correlation of the base's margin with the innocents' mean
 match 0.26-0.29 on the avgcnn client); the robustness term has already made every
 candidate hold across the pruned variants, so the kept ones lose no robustness there.
+Not a free lunch: on ucfp's own digits zoo with 11 references it raised T (0.030 ->
+0.040, benchmarks/results/quality-digits-threat-oversample.md), so only configs/own.py
+(few references) uses it.
 """
 
 from __future__ import annotations
