@@ -29,8 +29,6 @@ cost of the whole benchmark from an empty cache, however many runs it took.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -42,6 +40,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
+from benchmarks.quality_cache import cache_path  # noqa: E402
 from benchmarks.quality_methods import METHODS, THREAT_ATTACKS, THREAT_INNOCENTS  # noqa: E402
 from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
@@ -148,55 +147,12 @@ def _surrogates(zoo, cfg, config, data):
   return [m.model for m in extra], sum(m.built_seconds for m in extra)
 
 
-# Bumped whenever generation's results change for the same config (e.g. the variant
-# noise's random draws), so that cached fingerprints from older code are not reused.
-# 3: the max-pool gradient and the pool-before-bias layer (same values, other floats).
-_GENERATION_VERSION = 3
-
-# The config fields `ucfp.fingerprint` reads (besides the `robust` and `ltrc` groups).
-_GENERATION_FIELDS = (
-  "method", "image_shape", "num_fingerprints", "steps", "step_size", "optimizer", "loss",
-  "kappa", "init", "init_sigma", "early_stop", "early_stop_margin", "seed", "shard",
-)  # fmt: skip
-_LATER_FIELDS = {"budget": 0.0, "oversample": 1}
-
-
-def _cache_path(workdir, cfg, base, refs, surs=()) -> str:
-  """Where a method's fingerprints are cached: a hash of all that determines them (the
-  generation fields, the base model and, for the reference term, the references, and
-  the surrogates)."""
-  gen = {k: cfg[k] for k in _GENERATION_FIELDS}
-  # Fields added later, in the key only when set, so that older caches stay valid.
-  gen.update({k: cfg[k] for k, off in _LATER_FIELDS.items() if cfg.get(k, off) != off})
-  robust = cfg.robust.to_dict()
-  if not surs:  # keys from before surrogates existed, so older caches stay valid
-    robust.pop("surrogates"), robust.pop("surrogate_weight")
-  if not robust.get("surrogate_attacks"):  # likewise for surrogate attacks
-    robust.pop("surrogate_attacks", None)
-  gen.update(robust=robust, ltrc=cfg.ltrc.to_dict())
-  uses_refs = cfg.method == "ltrc" and cfg.ltrc.term == "reference"
-  blob = json.dumps(
-    [
-      _GENERATION_VERSION,
-      gen,
-      base.name,
-      base.test_accuracy,
-      [r.name for r in refs] if uses_refs else [],
-    ]
-    + ([[m.name for m in surs]] if surs else []),
-    sort_keys=True,
-    default=str,
-  )
-  digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-  return os.path.join(workdir, "fingerprints", f"{cfg.method}-{digest}.npz")
-
-
 def generate_cached(
   workdir, cfg, zoo, refs, image_shape, surs=(), starts=None
 ) -> tuple[Fingerprints, float]:
   """Restores the method's fingerprints from the work directory, or generates and saves them.
   `starts`: the training images, read by methods with `init='data'`."""
-  path = _cache_path(workdir, cfg, zoo.base, refs, surs)
+  path = cache_path(workdir, cfg, zoo.base, refs, surs)
   if os.path.exists(path):
     fps = Fingerprints.load(path)
     return fps, float(fps.meta["seconds"])

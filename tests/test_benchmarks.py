@@ -217,7 +217,7 @@ def test_quality_fingerprint_cache_key_sees_every_generation_field():
   """Two configs that generate different fingerprints never share a cached file; a
   field left at its default keeps the key it had before the field existed."""
   sys.path.insert(0, ROOT)
-  from benchmarks import quality
+  from benchmarks.quality_cache import cache_path
   from configs import ltrc
   from ucfp.evaluation.zoo import ZooModel
 
@@ -227,9 +227,9 @@ def test_quality_fingerprint_cache_key_sees_every_generation_field():
     cfg = ltrc.get_config("tiny")
     for k, v in over.items():
       cfg[k] = v
-    paths.add(quality._cache_path("/w", cfg, base, []))
+    paths.add(cache_path("/w", cfg, base, []))
   assert len(paths) == 4
   cfg = ltrc.get_config("tiny")
-  default = quality._cache_path("/w", cfg, base, [])
+  default = cache_path("/w", cfg, base, [])
   cfg.oversample = 1
-  assert quality._cache_path("/w", cfg, base, []) == default
+  assert cache_path("/w", cfg, base, []) == default
