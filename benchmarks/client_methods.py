@@ -55,6 +55,10 @@ METHODS = {
     "configs/own.py: ucfp_cheap_data_cnn with oversample=3",
     {"_config": own, "_refs": "cheap_cnn", "_surrogate": True},
   ),
+  "ucfp_own_o5": (
+    "configs/own.py with oversample=5 (lowest-margin fifth kept)",
+    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True, "oversample": 5},
+  ),
   "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
   "ucfp_mixed_w10_sur_data": (
     "ucfp_mixed_w10_sur, examples started from training images (init=data)",
