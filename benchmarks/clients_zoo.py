@@ -139,7 +139,9 @@ def references(zoo, k: int, mix: str) -> list:
   runs of the user's recipe (those alone at k = 0); `cheap_cnn`: `cheap` plus
   `ucfp.simple_references`' small CNN."""
   if mix == "cheap_cnn":
-    return references(zoo, k, "cheap") + [zoo["simple"][2].model]
+    return references(zoo, k, "cheap") + [
+      e.model for e in zoo["simple"] if e.name.split("-")[0] == "cnn"
+    ]
   if mix == "cheap":
     return references(zoo, k, "mixed") + [e.model for e in zoo["cheap"]]
   if mix == "same" or k == 0:

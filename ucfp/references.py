@@ -179,8 +179,8 @@ def simple_references(
 
   Added to the user's own reference models they keep fingerprints from transferring
   to innocents of other families than the user's architecture, which it does not stand
-  for (benchmarks/results/clients-digits.md: the CNN took the avg-pool client's
-  BatchNorm-CNN innocent from 0.26 to 0.10 match at K = 4). On 8x8 digits the linear
+  for (benchmarks/results/clients-digits.md: at K = 4 the CNN took the avg-pool client's
+  BatchNorm-CNN innocent from 0.26 to 0.17 match, but not its wider avg-pool innocent). On 8x8 digits the linear
   model and the MLP train in seconds, the CNN in about 40 s on 2 CPU cores; on larger
   images lower `epochs`.
 
