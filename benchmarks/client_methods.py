@@ -52,12 +52,17 @@ METHODS = {
     {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data", "oversample": 3},
   ),
   "ucfp_own": (
-    "configs/own.py: ucfp_cheap_data_cnn with oversample=3",
-    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True},
+    "ucfp's recipe for own models (configs/own.py, oversample 5): the user's K references"
+    " + ucfp.simple_references (3) + 4 short runs",
+    {"_config": own, "_refs": "own", "_surrogate": True},
   ),
-  "ucfp_own_o5": (
-    "configs/own.py with oversample=5 (lowest-margin fifth kept)",
-    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True, "oversample": 5},
+  "ucfp_own_o3": (
+    "ucfp_own with oversample=3 (lowest-margin third kept)",
+    {"_config": own, "_refs": "own", "_surrogate": True, "oversample": 3},
+  ),
+  "ucfp_own_cheap_cnn": (
+    "configs/own.py with the references of ucfp_cheap_data_cnn (K counts the simple ones)",
+    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True},
   ),
   "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
   "ucfp_mixed_w10_sur_data": (
@@ -91,7 +96,7 @@ def uses_surrogate(method: str) -> bool:
 
 
 def refs_of(method: str) -> str:
-  """`same` (K of the user's architecture), `mixed`, `cheap` or `cheap_cnn` (see
+  """`same` (K of the user's architecture), `mixed`, `cheap`, `cheap_cnn` or `own` (see
   benchmarks/clients_zoo.py's `references`)."""
   return METHODS[method][1].get("_refs", "same")
 
@@ -119,7 +124,7 @@ def method_config(method: str, image_shape, k: int, n: int):
       node = node[p]
     node[leaf] = value
   config.robust.surrogates = ()  # clients give no surrogates
-  cheap = refs_of(method).startswith("cheap")  # has its 4 short runs at k = 0 too
+  cheap = refs_of(method) in ("cheap", "cheap_cnn", "own")  # has its 4 short runs at k = 0 too
   if config.method == "ltrc" and config.ltrc.term == "reference" and k == 0 and not cheap:
     config.ltrc.term = "none"
   config.checkpoint_every = 0

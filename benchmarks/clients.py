@@ -40,13 +40,12 @@ _DATASET = flags.DEFINE_string("dataset", "digits", "digits (cifar10: not yet)")
 _SETUPS = flags.DEFINE_list("setups", ["avgcnn", "bncnn", "mlp"], "client setups")
 _KS = flags.DEFINE_list("ks", ["0", "1", "2", "4"], "numbers of reference models")
 # The paper's methods, ucfp's default and configs/own.py (under 30 minutes from an empty
-# cache); the committed table also has the levers of configs/own.py:
-# --methods=c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10_sur,ucfp_cheap,ucfp_cheap_data,
-#   ucfp_cheap_data_cnn,ucfp_cheap_data_sel3,ucfp_own
+# cache). The levers that led to configs/own.py are in earlier runs' tables:
+# clients-digits-levers.md (first run, --levers=... and --scale=...), clients-digits-r2.md,
+# clients-digits-r3.md (--methods=c,rc,ltrc_paper,ucfp,ucfp_w10,ucfp_mixed_w10_sur,
+# ucfp_cheap,ucfp_cheap_data,ucfp_cheap_data_cnn,ucfp_cheap_data_sel3,ucfp_own_cheap_cnn
+# with oversample 3) and clients-digits-own-o3.md (--methods=ucfp_own_o3).
 MAIN = "c,rc,ltrc_paper,ucfp,ucfp_own"
-# The levers of the first run (none helped) are in benchmarks/results/clients-digits-levers.md,
-# those of the second in clients-digits-r2.md (--levers=... and --scale=... rerun them);
-# the default keeps the run under 30 minutes.
 _METHODS = flags.DEFINE_list("methods", MAIN.split(","), f"of {', '.join(METHODS)}")
 _LEVERS = flags.DEFINE_list("levers", [], "more methods, at K = 2, 4 (e.g. ucfp_data,ucfp_comp)")
 _SCALE = flags.DEFINE_list(

@@ -117,7 +117,7 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     out["reference"].append(trained("reference", f"ref-{arch}-s{s}", arch, recipe, s))
   # Cheap references: 4 short runs (3 epochs, about a tenth of a full run) of the user's
   # own recipe with other seeds; what every model learns first is what fingerprints
-  # that transfer to innocents exploit (benchmarks/results/clients-digits.md).
+  # that transfer to innocents exploit (benchmarks/results/clients-digits-r3.md).
   cheap = dataclasses.replace(recipe, epochs=CHEAP_EPOCHS)
   out["cheap"] = [
     trained("reference", f"cheap-{arch}-s{s}", arch, cheap, s) for s in range(3001, 3005)
@@ -137,7 +137,11 @@ def references(zoo, k: int, mix: str) -> list:
   with a linear model, an MLP and a small CNN at k = 4 left T higher on avgcnn, 0.33-0.37
   against 0.18-0.26, so the CNN was dropped.) `cheap`: the `mixed` set plus the 4 short
   runs of the user's recipe (those alone at k = 0); `cheap_cnn`: `cheap` plus
-  `ucfp.simple_references`' small CNN."""
+  `ucfp.simple_references`' small CNN; `own` (configs/own.py's recipe): the first k of
+  the user's architecture plus ucfp's helpers, all of `ucfp.simple_references` and the 4
+  short runs, so that k counts only the user's own full-length references."""
+  if mix == "own":
+    return [e.model for e in zoo["reference"][:k]] + [e.model for e in zoo["simple"] + zoo["cheap"]]
   if mix == "cheap_cnn":
     return references(zoo, k, "cheap") + [
       e.model for e in zoo["simple"] if e.name.split("-")[0] == "cnn"

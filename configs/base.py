@@ -40,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # uniform on [0, 1] | gaussian (mean 0.5, std init_sigma, clipped) | data: each example
   # starts from one of the owner's training images that the model puts in another class
   # than the example's target (fewer fingerprints transfer to innocents on client models:
-  # benchmarks/results/clients-digits.md)
+  # benchmarks/results/clients-digits-r3.md)
   c.init = "uniform"
   c.init_sigma = 0.15
   # L-inf bound on how far an example moves from its starting noise (0: none).

@@ -24,6 +24,6 @@ def get_config(arg: str | None = None):
   c = ltrc.get_config(arg)
   c.ltrc.weight = 10.0  # the reference term weighs more with few references
   c.init = "data"  # start from training images of another class, not from noise
-  c.oversample = 3  # keep the lowest base-margin third of 3x candidates
+  c.oversample = 5  # keep the lowest base-margin fifth of 5x candidates
   c.robust.surrogates = (0.8,)  # the owner's own pruned, fine-tuned copy
   return c

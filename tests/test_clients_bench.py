@@ -64,6 +64,10 @@ def test_references_same_and_mixed():
   assert clients.references(zoo, 4, "cheap") == ["own0", "own1", "linear", "mlp", *short]
   assert clients.references(zoo, 4, "cheap_cnn") == ["own0", "own1", "linear", "mlp", *short, "cnn"]
   assert clients.references(zoo, 0, "cheap_cnn") == [*short, "cnn"]
+  # configs/own.py's recipe: k of the user's own + every simple reference + the short runs
+  assert clients.references(zoo, 0, "own") == ["linear", "mlp", "cnn", *short]
+  assert clients.references(zoo, 2, "own") == ["own0", "own1", "linear", "mlp", "cnn", *short]
+  assert clients.references(zoo, 4, "own")[:4] == ["own0", "own1", "own2", "own3"]
   assert clients.references(zoo, 0, "mixed") == []
   assert clients.references(zoo, 2, "same") == ["own0", "own1"]
   assert clients.references(zoo, 1, "mixed") == ["own0"]
@@ -119,3 +123,6 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
   assert method_config("ucfp", (8, 8, 1), 0, 10).ltrc.term == "none"
   assert method_config("ucfp_mixed_w10", (8, 8, 1), 0, 10) is None
   assert method_config("ucfp_cheap_data", (8, 8, 1), 4, 10).init == "data"
+  own = method_config("ucfp_own", (8, 8, 1), 0, 10)
+  assert own.ltrc.term == "reference" and own.oversample == 5 and own.init == "data"
+  assert method_config("ucfp_own_o3", (8, 8, 1), 2, 10).oversample == 3

@@ -235,7 +235,12 @@ def test_reference_warning_names_too_few_or_alike_references(tiny_config, cnn_mo
   alike = [random_model("mlp", s) for s in range(4)]
   assert "all of one architecture" in reference_warning(alike)
   assert "only" not in reference_warning(alike)
-  assert reference_warning(alike[:2] + [cnn_model, random_model("cnn_small", 9)]) is None
+  mixed = alike[:2] + [cnn_model, random_model("cnn_small", 9)]
+  assert reference_warning(mixed) is None
+  # with the model: too few of its own architecture (2 cnn_small of 4)
+  assert "2 of the model's own architecture (< 6" in reference_warning(mixed, cnn_model)
+  own = [random_model("cnn_small", s) for s in range(10, 16)]
+  assert reference_warning(own + alike[:1], cnn_model) is None
   c = _cfg(tiny_config, "ltrc", **{"ltrc.term": "reference", "ltrc.radius": 0.0}, steps=1)
   with pytest.warns(UserWarning, match="ucfp.train_references"):
     fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])

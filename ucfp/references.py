@@ -2,7 +2,7 @@
 
 The reference term (`config.ltrc.term = 'reference'`) keeps fingerprints away from what
 independently trained models predict; it is only as good as the reference models
-(benchmarks/results/clients-digits.md): a few of one architecture leave fingerprints
+(benchmarks/results/clients-digits-r3.md): a few of one architecture leave fingerprints
 that other architectures, even a logistic regression, still follow. Two helpers:
 
 - :func:`train_references`: K models of the user's own architecture, trained by the
@@ -10,7 +10,7 @@ that other architectures, even a logistic regression, still follow. Two helpers:
   count too: 4 runs of a tenth of the user's epochs (3 of 30-40 on digits), added to
   K = 4 references, cut the innocents' mean match by 44-70% (T 0.24 -> 0.13, 0.16 ->
   0.05, 0.15 -> 0.08 on three client models) for about 0.3 of one full run's cost in
-  all (benchmarks/results/clients-digits.md): what every model learns first is what
+  all (benchmarks/results/clients-digits-r3.md): what every model learns first is what
   transferring fingerprints exploit;
 - :func:`simple_references`: a linear model, an MLP and a small CNN trained on the
   user's data in seconds to a minute (digits), which stand in for the other
@@ -179,7 +179,7 @@ def simple_references(
 
   Added to the user's own reference models they keep fingerprints from transferring
   to innocents of other families than the user's architecture, which it does not stand
-  for (benchmarks/results/clients-digits.md: at K = 4 the CNN took the avg-pool client's
+  for (benchmarks/results/clients-digits-r3.md: at K = 4 the CNN took the avg-pool client's
   BatchNorm-CNN innocent from 0.26 to 0.17 match, but not its wider avg-pool innocent). On 8x8 digits the linear
   model and the MLP train in seconds, the CNN in about 40 s on 2 CPU cores; on larger
   images lower `epochs`.

@@ -141,27 +141,42 @@ def _no_kernels_error(model: Model, method: str) -> ValueError:
 # Below this many reference models, or with all of one architecture, fingerprints of
 # models ucfp did not train transferred to innocents (benchmarks/results/clients-digits.md).
 MIN_REFERENCES = 4
+# Below this many of the model's own architecture (2 full-length runs of the user's
+# training + 4 short ones, configs/own.py's recipe) an innocent of the same family still
+# followed them on every client model (clients-digits.md, K = 0 and 1).
+MIN_OWN_ARCHITECTURE = 6
 
 
-def reference_warning(reference: Sequence[Model]) -> str | None:
+def _architecture(variables) -> str:
+  """One architecture = one pytree structure with the same leaf shapes."""
+  return str(jax.tree.map(jnp.shape, variables))
+
+
+def reference_warning(reference: Sequence[Model], model: Model | None = None) -> str | None:
   """Why the reference models may be too few or too alike to trust the reference term,
-  or None. One architecture = one pytree structure with the same leaf shapes."""
+  or None. With `model`, also too few of the model's own architecture."""
   problems = []
   if len(reference) < MIN_REFERENCES:
     problems.append(f"only {len(reference)} reference model(s) (< {MIN_REFERENCES})")
-  shapes = {str(jax.tree.map(jnp.shape, r.variables)) for r in reference}
-  if len(reference) > 1 and len(shapes) == 1:
+  shapes = [_architecture(r.variables) for r in reference]
+  if len(reference) > 1 and len(set(shapes)) == 1:
     problems.append("all of one architecture")
+  if model is not None:
+    own = shapes.count(_architecture(model.variables))
+    if own < MIN_OWN_ARCHITECTURE:
+      problems.append(
+        f"{own} of the model's own architecture (< {MIN_OWN_ARCHITECTURE}: 2 full-length "
+        "runs of your training and 4 short ones)"
+      )
   if not problems:
     return None
   return (
     f"ucfp.fingerprint: {' and '.join(problems)}: measured on models ucfp did not train "
     "(benchmarks/results/clients-digits.md), such references leave fingerprints that "
-    "independently trained models still follow; train more with ucfp.train_references, "
-    "add other architectures with ucfp.simple_references(x, y), and add 4 short runs (a "
-    "tenth of the epochs) of your own training, with configs/own.py: so, with 4 full "
-    "references, 3 client models reached US 0.88-0.92 at T 0.01-0.08 (one innocent "
-    "still a false alarm on one of them)"
+    "independently trained models still follow; use configs/own.py with your K >= 2 "
+    "full-length references (ucfp.train_references), ucfp.simple_references(x, y) for "
+    "other architectures, and 4 short runs (a tenth of the epochs) of your own training: "
+    "so, with K = 2, 3 client models reached US >= 0.85 at T <= 0.10 with no false alarm"
   )
 
 
@@ -228,7 +243,7 @@ def fingerprint(
         "config.ltrc.term='reference' needs the owner's reference models: pass reference=[...]"
       )
     _check_classes(reference, shape, k, "reference model")
-    why = reference_warning(reference)
+    why = reference_warning(reference, model)
     if why is not None:
       warnings.warn(why, UserWarning, stacklevel=2)
   wanted = len(config.robust.surrogates) > 0 or bool(config.robust.get("surrogate_attacks"))

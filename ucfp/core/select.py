@@ -8,7 +8,7 @@ last (largest margin first), so a class never runs short.
 Why the margin: on models ucfp did not train, the candidates driven deepest into their
 class were the ones independently trained models followed (an exploratory probe on the
 avg-pool client: Spearman correlation of the base's margin with the innocents' mean
-match 0.26-0.29; measured effect in benchmarks/results/clients-digits.md, README
+match 0.26-0.29; measured effect in benchmarks/results/clients-digits-r3.md, README
 "Client models"); the robustness term has already made every
 candidate hold across the pruned variants, so the kept ones lose no robustness there.
 Not a free lunch: on ucfp's own digits zoo with 11 references it raised T (0.030 ->
