@@ -17,7 +17,12 @@ US = R - T, and verification with the null rate from the innocents (leave-one-ou
 Clopper-Pearson bound over the other innocents for each innocent, all innocents for
 each derived copy; alpha 1e-3): false alarms and detected copies.
 
-Writes benchmarks/results/clients-<dataset>.json and .md.
+Writes benchmarks/results/clients-<dataset>.json and .md. CIFAR-10 (recipes sized for
+a 2-core CPU in benchmarks/clients_zoo.py's PROFILES; every model is cached, so an
+interrupted run resumes):
+
+    python benchmarks/clients.py --dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz \
+        --tag=cifar10 --workdir=/tmp/ucfp-clients-cifar10
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import METHODS, method_config, refs_of, uses_surrogate  # noqa: E402
 from benchmarks.clients_report import markdown  # noqa: E402
-from benchmarks.clients_zoo import build_setup, references, score  # noqa: E402
+from benchmarks.clients_zoo import build_setup, profile_of, references, score  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
-_DATASET = flags.DEFINE_string("dataset", "digits", "digits (cifar10: not yet)")
+_DATASET = flags.DEFINE_string(
+  "dataset", "digits", "digits, or CIFAR-10 as imagefolder:<folder or .tar.gz> (32x32x3)"
+)
 _SETUPS = flags.DEFINE_list("setups", ["avgcnn", "bncnn", "mlp"], "client setups")
 _KS = flags.DEFINE_list("ks", ["0", "1", "2", "4"], "numbers of reference models")
 # The paper's methods, ucfp's default and configs/own.py (under 30 minutes from an empty
@@ -67,7 +74,13 @@ def main(argv):
   import ucfp
   from ucfp.evaluation.data import load_dataset
 
+  if _DATASET.value != "digits" and not _TAG.value:
+    raise app.UsageError(f"--dataset={_DATASET.value} needs --tag (e.g. --tag=cifar10)")
   data = load_dataset(_DATASET.value, cache_dir=os.path.join(_WORKDIR.value, "data"))
+  prof = profile_of(data)
+  unknown = [s for s in _SETUPS.value if s not in prof.setups]
+  if unknown:
+    raise app.UsageError(f"--setups: {unknown} not of {', '.join(prof.setups)}")
   cache = cm.Cache(os.path.join(_WORKDIR.value, "models"))
   results, t0 = {}, time.perf_counter()
   for setup in _SETUPS.value:
@@ -112,7 +125,7 @@ def main(argv):
       )
   out = {"setups": results, "total_seconds": time.perf_counter() - t0}
   tag = _TAG.value or _DATASET.value
-  write_results(f"clients-{tag}", out, markdown(out, _DATASET.value))
+  write_results(f"clients-{tag}", out, markdown(out, tag))
 
 
 if __name__ == "__main__":

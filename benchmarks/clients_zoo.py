@@ -19,9 +19,45 @@ SETUPS = {
   "bncnn": ("bncnn", cm.Recipe("sgd", 0.05, 30, 64, 5e-4, True), cm.Recipe("adam", 1e-3, 20, 32)),
   "mlp": ("mlp", cm.Recipe("rmsprop", 1e-3, 30, 64), cm.Recipe("adam", 1e-3, 40, 32)),
 }
-# Other architectures' default recipes, for the cross-architecture innocents.
-DEFAULT_RECIPE = {a: r for a, r, _ in SETUPS.values()} | {"avgcnn_wide": SETUPS["avgcnn"][1]}
 WIDER = {"avgcnn": "avgcnn_wide", "bncnn": "avgcnn_wide", "mlp": "avgcnn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+  """What a client setup costs on one dataset: its recipes and the attack / helper runs."""
+
+  setups: dict  # setup -> (architecture, recipe, the "other recipe" innocent's recipe)
+  finetune_epochs: int  # the thief's fine-tuning of a pruned copy
+  cheap_epochs: int  # the 4 short runs (a tenth of a full run)
+  simple_epochs: int  # ucfp.simple_references' epochs
+  blackbox_train: int | None  # train images the scikit-learn innocents fit on (None: all)
+
+  @property
+  def default_recipe(self) -> dict:
+    """Each architecture's recipe, for the cross-architecture innocents."""
+    rec = {a: r for a, r, _ in self.setups.values()}
+    return rec | {"avgcnn_wide": rec["avgcnn"]}
+
+
+# CIFAR-10 (32x32x3, 50,000 train images): the same models and optimisers, sized for a
+# 2-core CPU (epochs a tenth to a fifth of digits', larger batches).
+CIFAR_SETUPS = {
+  "avgcnn": ("avgcnn", cm.Recipe("adam", 1e-3, 8, 64), cm.Recipe("sgd", 0.05, 6, 128, 5e-4, True)),
+  "bncnn": ("bncnn", cm.Recipe("sgd", 0.05, 6, 128, 5e-4, True), cm.Recipe("adam", 1e-3, 4, 64)),
+  "mlp": ("mlp", cm.Recipe("rmsprop", 1e-3, 8, 128), cm.Recipe("adam", 1e-3, 8, 64)),
+}
+PROFILES = {
+  (8, 8, 1): Profile(SETUPS, 10, CHEAP_EPOCHS, 40, None),
+  (32, 32, 3): Profile(CIFAR_SETUPS, 2, 1, 3, 10_000),
+}
+
+
+def profile_of(data) -> Profile:
+  """The Profile of `data`'s image shape, or a ValueError naming the shapes supported."""
+  shape = tuple(data.info.image_shape)
+  if shape not in PROFILES:
+    raise ValueError(f"client setups: image shape {shape} is not one of {list(PROFILES)}")
+  return PROFILES[shape]
 
 
 @dataclasses.dataclass
@@ -42,7 +78,8 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   from ucfp.core import prune
   from ucfp.evaluation.blackbox import fit_blackbox
 
-  arch, recipe, other = SETUPS[setup]
+  prof = profile_of(data)
+  arch, recipe, other = prof.setups[setup]
   x, y, tx, ty = data.train_x, data.train_y, data.test_x, data.test_y
   half = len(x) // 2
   halves = {"full": np.arange(len(x)), "a": np.arange(half), "b": np.arange(half, len(x))}
@@ -66,8 +103,9 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   base = trained("base", f"base-{arch}", arch, recipe, 0)
   out["base"].append(base)
   bv = base.model.variables
-  # The thief fine-tunes a pruned copy with the owner's recipe for 10 epochs (constant rate).
-  ft = dataclasses.replace(recipe, epochs=10, cosine=False)
+  # The thief fine-tunes a pruned copy with the owner's recipe for 10 epochs on digits
+  # (2 on CIFAR-10), at a constant rate.
+  ft = dataclasses.replace(recipe, epochs=prof.finetune_epochs, cosine=False)
   for rate in PRUNE_RATES:
     masks = prune.global_magnitude_masks(bv, rate)
     pv = prune.apply_masks(bv, masks)
@@ -96,7 +134,7 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   soft = cm.soft_labels(arch, bv, x, 4.0)
   hard = cm.hard_labels(arch, bv, x)
   for a in (arch, "mlp" if arch != "mlp" else "avgcnn"):
-    r = DEFAULT_RECIPE[a]
+    r = prof.default_recipe[a]
     out["derived"].append(trained("derived", f"distill-{a}", a, r, 9, labels=soft, tag="kd"))
     out["derived"].append(
       trained("derived", f"extract-{a}-half_b", a, r, 10, idx="b", labels=hard, tag="ex")
@@ -107,9 +145,11 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   out["innocent"].append(trained("innocent", f"{arch}-s105-other-recipe", arch, other, 105))
   others = [a for a in ("avgcnn", "bncnn", "mlp") if a != arch] + [WIDER[arch]]
   for i, a in enumerate(others):
-    out["innocent"].append(trained("innocent", f"{a}-s{106 + i}", a, DEFAULT_RECIPE[a], 106 + i))
+    rec = prof.default_recipe[a]
+    out["innocent"].append(trained("innocent", f"{a}-s{106 + i}", a, rec, 106 + i))
   for bb, s in (("sk_mlp", 121), ("sk_logreg", 122)):
-    f = fit_blackbox(bb, s, x, y)
+    n_bb = len(x) if prof.blackbox_train is None else prof.blackbox_train
+    f = fit_blackbox(bb, s, x[:n_bb], y[:n_bb])
     acc = float(np.mean(f(tx) == ty))
     out["innocent"].append(Entry(f"{bb}-s{s}", "innocent", f, acc))
   more = [1010 + i for i in range(max(0, max_k - 4))]
@@ -118,14 +158,15 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   # Cheap references: 4 short runs (3 epochs, about a tenth of a full run) of the user's
   # own recipe with other seeds; what every model learns first is what fingerprints
   # that transfer to innocents exploit (benchmarks/results/clients-digits-r3.md).
-  cheap = dataclasses.replace(recipe, epochs=CHEAP_EPOCHS)
+  cheap = dataclasses.replace(recipe, epochs=prof.cheap_epochs)
   out["cheap"] = [
     trained("reference", f"cheap-{arch}-s{s}", arch, cheap, s) for s in range(3001, 3005)
   ]
   # A mixed set the user could choose instead: theirs and ucfp.simple_references' linear
   # model, MLP and small CNN, trained on the same data (see `references`).
   out["simple"] = [
-    Entry(m.name, "reference", None, 0.0, m) for m in ucfp.simple_references(x, y, seed=2001)
+    Entry(m.name, "reference", None, 0.0, m)
+    for m in ucfp.simple_references(x, y, seed=2001, epochs=prof.simple_epochs)
   ]
   return out
 

@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Generate oversample * N candidates and keep, per target class, the N / K that the base
   # model puts in their class by the smallest margin (ucfp/core/select.py): on client
   # models with few references the deepest candidates were the ones innocents followed
-  # (configs/own.py uses 3); on ucfp's digits zoo with 11 references it raised T
+  # (configs/own.py uses 5); on ucfp's digits zoo with 11 references it raised T
   # (0.030 -> 0.040, benchmarks/results/quality-digits-threat-oversample.md). 1: none.
   c.oversample = 1
   c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin

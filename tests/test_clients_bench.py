@@ -126,3 +126,24 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
   own = method_config("ucfp_own", (8, 8, 1), 0, 10)
   assert own.ltrc.term == "reference" and own.oversample == 5 and own.init == "data"
   assert method_config("ucfp_own_o3", (8, 8, 1), 2, 10).oversample == 3
+
+
+def test_profiles_pick_recipes_by_image_shape():
+  import types
+
+  import pytest
+
+  def data(shape):
+    return types.SimpleNamespace(info=types.SimpleNamespace(image_shape=shape))
+
+  digits, cifar = clients.profile_of(data((8, 8, 1))), clients.profile_of(data((32, 32, 3)))
+  assert digits.setups is clients.SETUPS and digits.cheap_epochs == clients.CHEAP_EPOCHS
+  assert set(cifar.setups) == set(digits.setups)
+  for name, (arch, recipe, _) in cifar.setups.items():
+    # the same models and optimisers as on digits, fewer epochs; short runs shorter still
+    assert arch == digits.setups[name][0]
+    assert recipe.optimizer == digits.setups[name][1].optimizer
+    assert cifar.cheap_epochs < recipe.epochs < digits.setups[name][1].epochs
+  assert cifar.default_recipe["avgcnn_wide"] == cifar.setups["avgcnn"][1]
+  with pytest.raises(ValueError, match=r"image shape \(28, 28, 1\) is not one of"):
+    clients.profile_of(data((28, 28, 1)))

@@ -143,7 +143,7 @@ def _no_kernels_error(model: Model, method: str) -> ValueError:
 MIN_REFERENCES = 4
 # Below this many of the model's own architecture (2 full-length runs of the user's
 # training + 4 short ones, configs/own.py's recipe) an innocent of the same family still
-# followed them on every client model (clients-digits.md, K = 0 and 1).
+# followed the fingerprints on 2 of 3 client models (clients-digits.md, K = 0 and 1).
 MIN_OWN_ARCHITECTURE = 6
 
 
