@@ -92,6 +92,7 @@ ARCHS = {
   "avgcnn": AvgPoolCNN(),
   "avgcnn_wide": AvgPoolCNN(width=32),
   "bncnn": BNCNN(),
+  "bncnn16": BNCNN(width=16),  # CIFAR-10's (benchmarks/clients_zoo.py CIFAR_SETUPS)
   "mlp": ClientMLP(),
 }
 
