@@ -5,6 +5,7 @@ No flags here, so tests and other scripts can import it."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from benchmarks import client_models as cm
 
@@ -168,7 +169,9 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   # model, MLP and small CNN, trained on the same data (see `references`).
   out["simple"] = [
     Entry(m.name, "reference", None, 0.0, m)
-    for m in ucfp.simple_references(x, y, seed=2001, epochs=prof.simple_epochs)
+    for m in ucfp.simple_references(
+      x, y, seed=2001, epochs=prof.simple_epochs, cache_dir=os.path.join(cache.folder, "simple")
+    )
   ]
   return out
 

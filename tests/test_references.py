@@ -53,3 +53,20 @@ def test_simple_references_learn_the_data(digits):
     ucfp.simple_references(digits.train_x, digits.train_y, kinds=("mlp", "resnet"))
   only = ucfp.simple_references(digits.train_x, digits.train_y, epochs=1, kinds=("cnn",))
   assert [r.name for r in only] == ["cnn-s2001"]
+
+
+def test_simple_references_cache_restores_the_same_models(digits, tmp_path):
+  x, y = digits.train_x[:256], digits.train_y[:256]
+  first = ucfp.simple_references(x, y, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == ["linear-s2001-e1-n256.npz", "mlp-s2002-e1-n256.npz"]
+  # restored, not retrained: labels that would train another model leave them unchanged
+  again = ucfp.simple_references(
+    x, (y + 1) % 10, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path)
+  )
+  for a, b in zip(first, again, strict=True):
+    assert a.name == b.name
+    np.testing.assert_array_equal(a(digits.test_x), b(digits.test_x))
+  # other epochs: another file, another model
+  other = ucfp.simple_references(x, y, epochs=2, kinds=("linear",), cache_dir=str(tmp_path))
+  assert os.path.exists(tmp_path / "linear-s2001-e2-n256.npz")
+  assert not np.array_equal(other[0](digits.test_x), first[0](digits.test_x))

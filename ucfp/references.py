@@ -174,6 +174,7 @@ def simple_references(
   seed: int = 2001,
   epochs: int = 40,
   kinds: Sequence[str] = KINDS,
+  cache_dir: str | None = None,
 ) -> list[Model]:
   """A linear model, a one-hidden-layer MLP and a small CNN trained on the owner's data.
 
@@ -193,6 +194,9 @@ def simple_references(
     seed: the first model's seed (the i-th of `kinds` has seed + i).
     epochs: passes over the data (batches of 64, Adam).
     kinds: which of "linear", "mlp", "cnn", in this order of seeds.
+    cache_dir: where each model's variables are kept as
+      `<kind>-s<seed>-e<epochs>-n<len(x)>.npz` (no pickle) and restored from on the
+      next call; the name cannot see the images themselves: use one folder per data set.
 
   Returns:
     One :class:`ucfp.Model` per kind, named `<kind>-s<seed + i>`.
@@ -213,6 +217,14 @@ def simple_references(
   out, families = [], _families(k)
   for i, tag in enumerate(kinds):
     module, lr = families[tag]
-    variables = _fit(module, x, y, seed + i, epochs, lr)
-    out.append(Model(module.apply, variables, f"{tag}-s{seed + i}"))
+    name = f"{tag}-s{seed + i}"
+    path = None if cache_dir is None else os.path.join(cache_dir, f"{name}-e{epochs}-n{len(x)}.npz")
+    if path is not None and os.path.exists(path):
+      variables = load_variables(path)
+    else:
+      variables = _fit(module, x, y, seed + i, epochs, lr)
+      if path is not None:
+        os.makedirs(cache_dir, exist_ok=True)
+        save_variables(path, variables)
+    out.append(Model(module.apply, variables, name))
   return out
