@@ -150,17 +150,17 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   for i, a in enumerate(others):
     rec = prof.default_recipe[a]
     out["innocent"].append(trained("innocent", f"{a}-s{106 + i}", a, rec, 106 + i))
+  n_bb = len(x) if prof.blackbox_train is None else prof.blackbox_train
   for bb, s in (("sk_mlp", 121), ("sk_logreg", 122)):
-    n_bb = len(x) if prof.blackbox_train is None else prof.blackbox_train
     f = fit_blackbox(bb, s, x[:n_bb], y[:n_bb])
     acc = float(np.mean(f(tx) == ty))
     out["innocent"].append(Entry(f"{bb}-s{s}", "innocent", f, acc))
   more = [1010 + i for i in range(max(0, max_k - 4))]
   for s in [1001, 1002, 1003, 1004, *more]:
     out["reference"].append(trained("reference", f"ref-{arch}-s{s}", arch, recipe, s))
-  # Cheap references: 4 short runs (3 epochs, about a tenth of a full run) of the user's
-  # own recipe with other seeds; what every model learns first is what fingerprints
-  # that transfer to innocents exploit (benchmarks/results/clients-digits-r3.md).
+  # Cheap references: 4 short runs (about a tenth of a full run: 3 epochs on digits) of
+  # the user's own recipe with other seeds; what every model learns first is what
+  # fingerprints that transfer to innocents exploit (benchmarks/results/clients-digits-r3.md).
   cheap = dataclasses.replace(recipe, epochs=prof.cheap_epochs)
   out["cheap"] = [
     trained("reference", f"cheap-{arch}-s{s}", arch, cheap, s) for s in range(3001, 3005)

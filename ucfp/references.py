@@ -55,6 +55,19 @@ def load_variables(path: str):
   return traverse_util.unflatten_dict(flat, sep="/")
 
 
+def _cached(cache_dir: str | None, filename: str, make: Callable[[], object]):
+  """`make()`'s variables, restored from / stored to `cache_dir/filename` when given."""
+  if cache_dir is None:
+    return make()
+  path = os.path.join(cache_dir, filename)
+  if os.path.exists(path):
+    return load_variables(path)
+  variables = make()
+  os.makedirs(cache_dir, exist_ok=True)
+  save_variables(path, variables)
+  return variables
+
+
 def train_references(
   apply_fn: Callable,
   train_fn: Callable[[int], object],
@@ -91,14 +104,7 @@ def train_references(
     raise ValueError(f"train_references: name={name!r} may hold only letters, digits, _ . -")
   models = []
   for seed in seeds:
-    path = None if cache_dir is None else os.path.join(cache_dir, f"{name}-s{seed}.npz")
-    if path is not None and os.path.exists(path):
-      variables = load_variables(path)
-    else:
-      variables = train_fn(int(seed))
-      if path is not None:
-        os.makedirs(cache_dir, exist_ok=True)
-        save_variables(path, variables)
+    variables = _cached(cache_dir, f"{name}-s{seed}.npz", lambda seed=seed: train_fn(int(seed)))
     models.append(Model(apply_fn, variables, f"{name}-s{seed}"))
   return models
 
@@ -218,13 +224,10 @@ def simple_references(
   for i, tag in enumerate(kinds):
     module, lr = families[tag]
     name = f"{tag}-s{seed + i}"
-    path = None if cache_dir is None else os.path.join(cache_dir, f"{name}-e{epochs}-n{len(x)}.npz")
-    if path is not None and os.path.exists(path):
-      variables = load_variables(path)
-    else:
-      variables = _fit(module, x, y, seed + i, epochs, lr)
-      if path is not None:
-        os.makedirs(cache_dir, exist_ok=True)
-        save_variables(path, variables)
+    variables = _cached(
+      cache_dir,
+      f"{name}-e{epochs}-n{len(x)}.npz",
+      lambda module=module, i=i, lr=lr: _fit(module, x, y, seed + i, epochs, lr),
+    )
     out.append(Model(module.apply, variables, name))
   return out
