@@ -123,9 +123,11 @@ def main(argv):
         f"{[d for d, v in row['derived'].items() if v['useful'] and not v['detected']]}",
         flush=True,
       )
-  out = {"setups": results, "total_seconds": time.perf_counter() - t0}
-  tag = _TAG.value or _DATASET.value
-  write_results(f"clients-{tag}", out, markdown(out, tag))
+    # Written after every setup (a long CIFAR-10 run keeps what it has measured).
+    out = {"setups": results, "total_seconds": time.perf_counter() - t0}
+    out["complete"] = len(results) == len(_SETUPS.value)
+    tag = _TAG.value or _DATASET.value
+    write_results(f"clients-{tag}", out, markdown(out, tag))
 
 
 if __name__ == "__main__":

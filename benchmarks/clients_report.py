@@ -59,4 +59,6 @@ def markdown(out: dict, dataset: str) -> str:
   used = sorted({n.split("/K=")[0] for r in out["setups"].values() for n in r["runs"]})
   lines += ["", "## Methods", ""] + [f"- `{m}`: {METHODS[m][0]}" for m in used]
   lines += ["", f"Total {out['total_seconds'] / 60:.1f} min."]
+  if not out.get("complete", True):
+    lines += ["", f"Partial run: only {', '.join(out['setups'])} measured so far."]
   return "\n".join(lines)

@@ -147,3 +147,16 @@ def test_profiles_pick_recipes_by_image_shape():
   assert cifar.default_recipe["avgcnn_wide"] == cifar.setups["avgcnn"][1]
   with pytest.raises(ValueError, match=r"image shape \(28, 28, 1\) is not one of"):
     clients.profile_of(data((28, 28, 1)))
+
+
+def test_heldout_selection_prefers_fewest_votes_then_smallest_margin():
+  from benchmarks.clients_selection import select
+
+  cand_y = np.array([0, 0, 0, 0, 1, 1])
+  margins = np.array([0.5, 2.0, 0.1, -1.0, 3.0, 1.0])
+  votes = np.array([1, 0, 2, 0, 0, 0])
+  # class 0, two slots: the unvoted hit (2.0) beats the voted ones; the miss comes last
+  assert list(select(margins, votes, cand_y, np.array([0, 0, 1]))) == [1, 0, 5]
+  # without votes it is configs/own.py's lowest-margin selection
+  zero = np.zeros(6, np.int64)
+  assert list(select(margins, zero, cand_y, np.array([0, 0]))) == [2, 0]
