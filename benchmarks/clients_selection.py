@@ -15,7 +15,11 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   of conferrable examples);
 - `heldout_full` (K >= 1): the user's K-th full-length reference leaves the objective
   and chooses the candidates instead;
-- `short8`: the 4 more short runs join the objective (8 short runs), margin selection.
+- `short8`: the 4 more short runs join the objective (8 short runs), margin selection;
+- `max`: the reference term's maximum over the references instead of their mean
+  (`ltrc.reduce = "max"`): with 7 helpers and K full runs the mean gives each of the
+  full runs, which the fingerprints fool last, 1 / (7 + K) of the weight;
+- `w30`: the reference weight 30 instead of 10.
 
 All candidates come from one `ucfp.fingerprint` run per (setup, K, objective) with
 `oversample = 1` and 5 N examples; the selection is the one of `ucfp.core.select` with
@@ -46,7 +50,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-clients", "model cache (cli
 _TAG = flags.DEFINE_string("tag", "", "results file suffix (default: the dataset)")
 _N = flags.DEFINE_integer("num_fingerprints", 100, "N (5 N candidates)")
 OVERSAMPLE = 5
-LEVERS = ("margin", "heldout_short", "heldout_full", "short8")
+LEVERS = ("margin", "heldout_short", "heldout_full", "short8", "max", "w30")
+# lever -> config overrides of configs/own.py
+OVERRIDES = {"max": {"reduce": "max"}, "w30": {"weight": 30.0}}
 
 
 def select(margins, votes, candidates_y, y):
@@ -96,6 +102,8 @@ def main(argv):
         "margin": (user + helpers, []),
         "heldout_short": (user + helpers, extra),
         "short8": (user + helpers + extra, []),
+        "max": (user + helpers, []),
+        "w30": (user + helpers, []),
       }
       if k >= 1:
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
@@ -106,6 +114,8 @@ def main(argv):
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
         config.oversample = 1
+        for field, value in OVERRIDES.get(lever, {}).items():
+          config.ltrc[field] = value
         config.lock()
         ident = (config.to_json(), tuple(r.name for r in refs))
         if ident not in runs:
@@ -160,7 +170,8 @@ def markdown(out: dict, tag: str) -> str:
     "4 short runs); 5 N candidates, N kept per class. `margin`: as shipped; `heldout_short`:",
     "4 more short runs not in the objective choose (fewest of them following first);",
     "`heldout_full`: the user's K-th full run chooses instead of being in the objective;",
-    "`short8`: the 4 more short runs in the objective. Null rate from the innocents",
+    "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
+    "over the references, not their mean; `w30`: reference weight 30. Null rate from the innocents",
     "(leave-one-out for false alarms), alpha 1e-3.",
     "",
     "| setup | K | lever | R | T | US | max innocent | false alarms | held-out votes kept |",
