@@ -19,7 +19,8 @@ each derived copy; alpha 1e-3): false alarms and detected copies.
 
 Writes benchmarks/results/clients-<dataset>.json and .md. CIFAR-10 (recipes sized for
 a 2-core CPU in benchmarks/clients_zoo.py's PROFILES; every model is cached, so an
-interrupted run resumes):
+interrupted run resumes, and so are the fingerprints, keyed by the config, the models'
+names and their weights' hashes):
 
     python benchmarks/clients.py --dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz \
         --tag=cifar10 --workdir=/tmp/ucfp-clients-cifar10
@@ -82,6 +83,7 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"--setups: {unknown} not of {', '.join(prof.setups)}")
   cache = cm.Cache(os.path.join(_WORKDIR.value, "models"))
+  fingerprints = cm.FingerprintCache(os.path.join(_WORKDIR.value, "fingerprints"))
   results, t0 = {}, time.perf_counter()
   for setup in _SETUPS.value:
     t = time.perf_counter()
@@ -95,6 +97,7 @@ def main(argv):
     if lever:
       plan += [(m, k) for m in _LEVERS.value for k in (2, 4)]
       plan += [(m, k) for m in _SCALE.value for k in map(int, _LEVER_KS.value)]
+    base = zoo["base"][0].model
     done = {}  # a config + references already run (e.g. every method at K = 0): reused
     for method, k in plan:
       config = method_config(method, data.info.image_shape, k, _N.value)
@@ -105,15 +108,21 @@ def main(argv):
       ident = (config.to_json(), tuple(r.name for r in refs + surs))
       if ident not in done:
         t = time.perf_counter()
-        fps = ucfp.fingerprint(
-          zoo["base"][0].model,
-          config,
-          key=jax.random.PRNGKey(0),
-          reference=refs,
-          surrogates=surs,
-          starts=data.train_x if config.init == "data" else None,
+        fps = fingerprints.get_or_make(
+          setup,
+          ident,
+          [base, *refs, *surs],
+          lambda config=config, refs=refs, surs=surs, base=base: ucfp.fingerprint(
+            base,
+            config,
+            key=jax.random.PRNGKey(0),
+            reference=refs,
+            surrogates=surs,
+            starts=data.train_x if config.init == "data" else None,
+          ),
         )
-        done[ident] = {**score(fps, zoo), "generate_seconds": time.perf_counter() - t}
+        # generate_seconds: as stored with the fingerprints (this run's if made now)
+        done[ident] = {**score(fps, zoo), "generate_seconds": fps.meta["seconds"]}
       row = done[ident]
       results[setup]["runs"][f"{method}/K={k}"] = row
       print(

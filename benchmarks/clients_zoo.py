@@ -33,6 +33,12 @@ class Profile:
   cheap_epochs: int  # the 4 short runs (a tenth of a full run)
   simple_epochs: int  # ucfp.simple_references' epochs
   blackbox_train: int | None  # train images the scikit-learn innocents fit on (None: all)
+  # Data halves and the black boxes' subset from a seeded permutation. The CIFAR-10
+  # image folder lists its train images class by class (the first 5,000 all class 0),
+  # so taking them in order gave half-data models 5 classes and the black boxes 2.
+  # Digits' train split is already mixed (each half holds 63-82 images of every
+  # class), and keeps its order so that its committed results stay reproducible.
+  permute: bool = False
 
   @property
   def default_recipe(self) -> dict:
@@ -52,7 +58,7 @@ CIFAR_SETUPS = {
 PROFILES = {
   (8, 8, 1): Profile(SETUPS, 10, CHEAP_EPOCHS, 40, None),
   # simple references 1 epoch: their CNN's 3 epochs of 50,000 images took > 19 min here
-  (32, 32, 3): Profile(CIFAR_SETUPS, 2, 1, 1, 10_000),
+  (32, 32, 3): Profile(CIFAR_SETUPS, 2, 1, 1, 10_000, permute=True),
 }
 
 
@@ -73,6 +79,19 @@ class Entry:
   model: object = None  # ucfp.Model for white-box entries
 
 
+def subsets(n: int, permute: bool):
+  """({"full", "a", "b"}: train indices, (n,) the order the black boxes' subset is taken
+  in): halves and order from a seeded permutation, or in the data's order."""
+  import numpy as np
+
+  from ucfp.evaluation.data import split_halves
+
+  if not permute:
+    return {"full": np.arange(n), "a": np.arange(n // 2), "b": np.arange(n // 2, n)}, np.arange(n)
+  a, b = split_halves(n, seed=0)
+  return {"full": np.arange(n), "a": a, "b": b}, np.random.default_rng(0).permutation(n)
+
+
 def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, list[Entry]]:
   """Trains (or restores) one client setup's base, copies, innocents and max(4, max_k)
   references of the user's architecture (plus an MLP and a linear model, `references`)."""
@@ -86,8 +105,7 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   prof = profile_of(data)
   arch, recipe, other = prof.setups[setup]
   x, y, tx, ty = data.train_x, data.train_y, data.test_x, data.test_y
-  half = len(x) // 2
-  halves = {"full": np.arange(len(x)), "a": np.arange(half), "b": np.arange(half, len(x))}
+  halves, order = subsets(len(x), prof.permute)
 
   def model(name, a, variables):
     fn, jfn = cm.apply_fn(a), cm.jit_apply(a)
@@ -97,8 +115,9 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     sel = halves[idx]
     ykey = kw.pop("labels", None)
     labels = y[sel] if ykey is None else ykey[sel]
+    kidx = f"perm-{idx}" if prof.permute and idx != "full" else idx
     v = cache.get_or_fit(
-      (setup, name, a, dataclasses.asdict(rec), seed, idx, kw.pop("tag", "")),
+      (setup, name, a, dataclasses.asdict(rec), seed, kidx, kw.pop("tag", "")),
       lambda: cm.fit(a, rec, x[sel], labels, seed, **kw),
     )
     m, f = model(name, a, v)
@@ -154,7 +173,7 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     out["innocent"].append(trained("innocent", f"{a}-s{106 + i}", a, rec, 106 + i))
   n_bb = len(x) if prof.blackbox_train is None else prof.blackbox_train
   for bb, s in (("sk_mlp", 121), ("sk_logreg", 122)):
-    f = fit_blackbox(bb, s, x[:n_bb], y[:n_bb])
+    f = fit_blackbox(bb, s, x[order[:n_bb]], y[order[:n_bb]])
     acc = float(np.mean(f(tx) == ty))
     out["innocent"].append(Entry(f"{bb}-s{s}", "innocent", f, acc))
   more = [1010 + i for i in range(max(0, max_k - 4))]

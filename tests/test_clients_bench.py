@@ -3,6 +3,7 @@
 import os
 import sys
 
+import jax
 import numpy as np
 from conftest import ROOT, random_model
 
@@ -160,3 +161,32 @@ def test_heldout_selection_prefers_fewest_votes_then_smallest_margin():
   # without votes it is configs/own.py's lowest-margin selection
   zero = np.zeros(6, np.int64)
   assert list(select(margins, zero, cand_y, np.array([0, 0]))) == [2, 0]
+
+
+def test_subsets_of_class_sorted_data_hold_every_class_when_permuted():
+  y = np.repeat(np.arange(10), 100)  # an image folder's order: class by class
+  halves, order = clients.subsets(len(y), permute=True)
+  for idx in (halves["a"], halves["b"], order[:200]):
+    assert np.bincount(y[idx], minlength=10).min() > 0
+  assert set(halves["a"]).isdisjoint(halves["b"]) and len(halves["a"]) + len(halves["b"]) == 1000
+  # digits keep their order (their committed results): the halves are the two ends
+  kept, order = clients.subsets(len(y), permute=False)
+  assert list(kept["b"][:2]) == [500, 501] and list(order[:3]) == [0, 1, 2]
+
+
+def test_fingerprint_cache_reuses_only_for_the_same_weights(tmp_path):
+  cache = cm.FingerprintCache(str(tmp_path))
+  model = random_model("mlp")
+  calls = []
+
+  def make():
+    calls.append(1)
+    return ucfp.Fingerprints(np.zeros((2, 8, 8, 1), np.float32), np.array([0, 1]), {"seconds": 1.5})
+
+  first = cache.get_or_make("s", ("cfg", ("r",)), [model], make)
+  again = cache.get_or_make("s", ("cfg", ("r",)), [model], make)
+  assert len(calls) == 1 and again.meta["seconds"] == 1.5 and np.array_equal(again.y, first.y)
+  other = ucfp.Model(model.apply_fn, jax.tree.map(lambda v: v + 1, model.variables), model.name)
+  cache.get_or_make("s", ("cfg", ("r",)), [other], make)
+  cache.get_or_make("s", ("cfg2", ("r",)), [model], make)
+  assert len(calls) == 3
