@@ -20,7 +20,8 @@ each derived copy; alpha 1e-3): false alarms and detected copies.
 Writes benchmarks/results/clients-<dataset>.json and .md. CIFAR-10 (recipes sized for
 a 2-core CPU in benchmarks/clients_zoo.py's PROFILES; every model is cached, so an
 interrupted run resumes, and so are the fingerprints, keyed by the config, the models'
-names and their weights' hashes):
+names and their weights' hashes, not by ucfp's code: empty <workdir>/fingerprints after
+changing the generation code):
 
     python benchmarks/clients.py --dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz \
         --tag=cifar10 --workdir=/tmp/ucfp-clients-cifar10
@@ -107,7 +108,6 @@ def main(argv):
       surs = [e.model for e in zoo["surrogate"]] if uses_surrogate(method) else []
       ident = (config.to_json(), tuple(r.name for r in refs + surs))
       if ident not in done:
-        t = time.perf_counter()
         fps = fingerprints.get_or_make(
           setup,
           ident,
