@@ -25,7 +25,8 @@ def provenance() -> dict:
       ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-      ["git", "status", "--porcelain", "--untracked-files=no"],
+      # results files a run rewrites do not make the code dirty
+      ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
       cwd=ROOT,
       capture_output=True,
       text=True,
