@@ -40,7 +40,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
-from benchmarks.clients_zoo import build_setup, profile_of, score  # noqa: E402
+from benchmarks.clients_zoo import build_setup, profile_of, score, select_heldout  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits or imagefolder:<folder or .tar.gz>")
@@ -53,19 +53,6 @@ OVERSAMPLE = 5
 LEVERS = ("margin", "heldout_short", "heldout_full", "short8", "max", "w30")
 # lever -> config overrides of configs/own.py
 OVERRIDES = {"max": {"reduce": "max"}, "w30": {"weight": 30.0}}
-
-
-def select(margins, votes, candidates_y, y):
-  """(N,) candidate indices: per class, fewest held-out votes first, then the smallest
-  base margin (misclassified candidates last), as `ucfp.core.select.lowest_margin`."""
-  import numpy as np
-
-  from ucfp.core.select import lowest_margin
-
-  # Hits (margin > 0) keep a positive key ordered by (votes, margin); misses stay <= 0.
-  span = float(np.max(np.abs(margins))) + 1.0
-  key = np.where(margins > 0, votes * span + margins, margins)
-  return lowest_margin(key, candidates_y, y)
 
 
 def main(argv):
@@ -137,7 +124,7 @@ def main(argv):
         for h in held:
           votes += np.asarray(predict_labels(h, x)) == y
         target = np.sort(y)[::OVERSAMPLE]  # the N labels configs/own.py's run would draw
-        keep = select(m, votes, y, target)
+        keep = select_heldout(m, votes, y, target)
         result = score(ucfp.Fingerprints(x[keep], y[keep], dict(fps.meta)), zoo)
         row = {
           "setup": setup,

@@ -151,8 +151,7 @@ def test_profiles_pick_recipes_by_image_shape():
 
 
 def test_heldout_selection_prefers_fewest_votes_then_smallest_margin():
-  from benchmarks.clients_selection import select
-
+  select = clients.select_heldout
   cand_y = np.array([0, 0, 0, 0, 1, 1])
   margins = np.array([0.5, 2.0, 0.1, -1.0, 3.0, 1.0])
   votes = np.array([1, 0, 2, 0, 0, 0])
