@@ -256,22 +256,17 @@ class Cache:
     return variables
 
 
-class FingerprintCache:
+class FingerprintCache(Cache):
   """Fingerprints as ucfp .npz files named by a hash of the config, the models' names
   and their weights (so a retrained model never reuses another's fingerprints)."""
-
-  def __init__(self, folder: str):
-    self.folder = folder
-    os.makedirs(folder, exist_ok=True)
 
   def get_or_make(self, setup: str, ident, models, make):
     """Fingerprints stored for (setup, ident, models' weights), else `make()` (then stored)."""
     import ucfp
     from ucfp.core.generation import variables_hash
 
-    parts = [setup, ident, [variables_hash(m.variables) for m in models]]
-    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = os.path.join(self.folder, f"{setup}-{h}.npz")
+    name = os.path.basename(self.path(setup, ident, [variables_hash(m.variables) for m in models]))
+    path = os.path.join(self.folder, f"{setup}-{name}")
     if os.path.exists(path):
       return ucfp.Fingerprints.load(path)
     fps = make()
