@@ -29,7 +29,6 @@ from the innocents, alpha 1e-3). Writes benchmarks/results/clients-<tag>-selecti
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -40,7 +39,13 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
-from benchmarks.clients_zoo import build_setup, profile_of, score, select_heldout  # noqa: E402
+from benchmarks.clients_zoo import (  # noqa: E402
+  build_setup,
+  profile_of,
+  score,
+  select_heldout,
+  user_runs,
+)
 from benchmarks.common import write_results  # noqa: E402
 
 _DATASET = flags.DEFINE_string("dataset", "digits", "digits or imagefolder:<folder or .tar.gz>")
@@ -50,13 +55,27 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-clients", "model cache (cli
 _TAG = flags.DEFINE_string("tag", "", "results file suffix (default: the dataset)")
 _N = flags.DEFINE_integer("num_fingerprints", 100, "N (5 N candidates)")
 OVERSAMPLE = 5
-LEVERS = ("margin", "heldout_short", "heldout_full", "short8", "max", "w30")
+LEVERS = (
+  "margin",
+  "heldout_short",
+  "heldout_full",
+  "short8",
+  "max",
+  "w30",
+  "fill2",
+  "half4",
+  "quarter4",
+)
+_LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
 # lever -> config overrides of configs/own.py
 OVERRIDES = {"max": {"reduce": "max"}, "w30": {"weight": 30.0}}
 
 
 def main(argv):
   del argv
+  bad = sorted(set(_LEVERS.value) - set(LEVERS))
+  if bad:
+    raise ValueError(f"--levers: {bad} not among {', '.join(LEVERS)}")
   import jax
   import numpy as np
 
@@ -68,19 +87,21 @@ def main(argv):
   data = load_dataset(_DATASET.value, cache_dir=os.path.join(_WORKDIR.value, "data"))
   prof = profile_of(data)
   cache = cm.Cache(os.path.join(_WORKDIR.value, "models"))
-  rows, t0 = [], time.perf_counter()
+  rows, t0, accuracies = [], time.perf_counter(), {}
   for setup in _SETUPS.value:
     zoo = build_setup(setup, data, cache, 4)
     arch, recipe, _ = prof.setups[setup]
-    short = dataclasses.replace(recipe, epochs=prof.cheap_epochs)
-    extra = []
-    for s in range(3005, 3009):
-      v = cache.get_or_fit(
-        (setup, f"cheap-{arch}-s{s}", arch, dataclasses.asdict(short), s, "full", ""),
-        lambda s=s, a=arch, r=short: cm.fit(a, r, data.train_x, data.train_y, s),
-      )
-      extra.append(ucfp.Model(cm.apply_fn(arch), v, f"cheap-{arch}-s{s}"))
-    helpers = [e.model for e in zoo["simple"] + zoo["cheap"]]
+    full = recipe.epochs
+
+    def train_runs(epochs, seeds, prefix, a=arch, s=setup):
+      models = user_runs(s, data, cache, epochs, seeds, prefix)
+      for m in models:
+        accuracies[f"{s}/{m.name}"] = cm.accuracy(a, m.variables, data.test_x, data.test_y)
+      return models
+
+    extra = train_runs(prof.cheap_epochs, range(3005, 3009), "cheap")
+    simple = [e.model for e in zoo["simple"]]
+    helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
     for k in map(int, _KS.value):
@@ -94,7 +115,16 @@ def main(argv):
       }
       if k >= 1:
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
-      for lever in LEVERS:
+      if k < 2 and "fill2" in _LEVERS.value:
+        plans["fill2"] = (user + train_runs(full, range(1101, 1103 - k), "ref") + helpers, [])
+      if "half4" in _LEVERS.value:
+        plans["half4"] = (user + simple + train_runs(full // 2, range(3101, 3105), "half"), [])
+      if "quarter4" in _LEVERS.value:
+        plans["quarter4"] = (
+          user + simple + train_runs(full // 4, range(3201, 3205), "quarter"),
+          [],
+        )
+      for lever in _LEVERS.value:
         if lever not in plans:
           continue
         refs, held = plans[lever]
@@ -144,7 +174,7 @@ def main(argv):
           f" alarms {row['false_alarms']}",
           flush=True,
         )
-  out = {"rows": rows, "total_seconds": time.perf_counter() - t0}
+  out = {"rows": rows, "accuracies": accuracies, "total_seconds": time.perf_counter() - t0}
   tag = _TAG.value or _DATASET.value
   write_results(f"clients-{tag}-selection", out, markdown(out, tag))
 

@@ -95,6 +95,25 @@ def subsets(n: int, permute: bool):
   return {"full": np.arange(n), "a": a, "b": b}, np.random.default_rng(0).permutation(n)
 
 
+def user_runs(setup: str, data, cache: cm.Cache, epochs: int, seeds, prefix: str) -> list:
+  """ucfp.Models `<prefix>-<arch>-s<seed>`: runs of `setup`'s own recipe with `epochs`
+  epochs on all the training data, one per seed, cached under the key `build_setup`
+  gives its runs (so `cheap`, 3 epochs on digits, restores build_setup's short runs)."""
+  import ucfp
+
+  arch, recipe, _ = profile_of(data).setups[setup]
+  rec = dataclasses.replace(recipe, epochs=epochs)
+  out = []
+  for s in seeds:
+    name = f"{prefix}-{arch}-s{s}"
+    v = cache.get_or_fit(
+      (setup, name, arch, dataclasses.asdict(rec), s, "full", ""),
+      lambda s=s: cm.fit(arch, rec, data.train_x, data.train_y, s),
+    )
+    out.append(ucfp.Model(cm.apply_fn(arch), v, name))
+  return out
+
+
 def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, list[Entry]]:
   """Trains (or restores) one client setup's base, copies, innocents and max(4, max_k)
   references of the user's architecture (plus an MLP and a linear model, `references`)."""
@@ -235,9 +254,12 @@ def references(zoo, k: int, mix: str) -> list:
 
 
 def score(fps, zoo) -> dict:
-  """Match rates, R, T, US, false alarms and detections (null rate from the innocents)."""
+  """Match rates, R, T, US, false alarms and detections (null rate from the innocents),
+  the innocents' spread and the target classes each follows."""
+  import numpy as np
+
   import ucfp
-  from ucfp.core.scoring import binomial_p_value
+  from ucfp.core.scoring import binomial_p_value, predict_labels
 
   n = len(fps)
   match = {
@@ -274,12 +296,23 @@ def score(fps, zoo) -> dict:
   pruned = [e.name for e in zoo["pruned"] if derived[e.name]["useful"]]
   r = sum(match[name] for name in pruned) / len(pruned)
   t = sum(match[name] for name in inn) / len(inn)
+  rates = np.array([match[name] for name in inn])
+  y = np.asarray(fps.y)
+  blocks = {}  # innocent -> the target classes it follows on at least half of their fingerprints
+  for e in zoo["innocent"]:
+    hit = predict_labels(e.predict, np.asarray(fps.x), fps.num_classes) == y
+    blocks[e.name] = [int(c) for c in np.unique(y) if hit[y == c].mean() >= 0.5]
   return {
     "robustness": r,
     "transferability": t,
     "uniqueness_score": r - t,
     "max_innocent": max(match[name] for name in inn),
     "null_rate": null,
+    # Between-innocent spread of the match rate against the binomial's sd at T: the
+    # binomial null treats the N fingerprints as independent trials.
+    "innocent_sd": float(rates.std(ddof=1)),
+    "binomial_sd": float(np.sqrt(t * (1 - t) / n)),
+    "innocent_classes": blocks,
     "false_alarms": alarms,
     "derived": derived,
     "match_rate": match,

@@ -46,6 +46,14 @@ def test_score_counts_r_t_and_false_alarms_with_leave_one_out_nulls():
   # a copy below 0.85 x the base's accuracy is reported, not useful
   assert row["derived"]["student"]["useful"] is False
   assert row["derived"]["p0"]["useful"] is True
+  # i4 follows every class on both of its fingerprints; i1 follows classes 0 and 1 (its
+  # first 2 of 20 examples, labels 0 and 1) on one of their two fingerprints each
+  assert row["innocent_classes"]["i4"] == list(range(10))
+  assert row["innocent_classes"]["i1"] == [0, 1]
+  rates = np.array([1, 2, 1, 2, 20]) / 20
+  np.testing.assert_allclose(row["innocent_sd"], rates.std(ddof=1))
+  t = rates.mean()
+  np.testing.assert_allclose(row["binomial_sd"], np.sqrt(t * (1 - t) / 20))
   quiet = clients.score(_fps(), _zoo([1, 2, 1, 2, 1], [20, 19]))
   assert quiet["false_alarms"] == [] and quiet["derived"]["p0"]["detected"]
   # a useless pruned copy (accuracy < 0.85 x the base's) is left out of R

@@ -58,7 +58,7 @@ def test_simple_references_learn_the_data(digits):
 def test_simple_references_cache_restores_the_same_models(digits, tmp_path):
   x, y = digits.train_x[:256], digits.train_y[:256]
   first = ucfp.simple_references(x, y, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path))
-  assert sorted(os.listdir(tmp_path)) == ["linear-s2001-e1-n256.npz", "mlp-s2002-e1-n256.npz"]
+  assert sorted(os.listdir(tmp_path)) == ["linear-s2001-e1-n256-cosine.npz", "mlp-s2002-e1-n256-cosine.npz"]
   # restored, not retrained: labels that would train another model leave them unchanged
   again = ucfp.simple_references(
     x, (y + 1) % 10, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path)
@@ -68,5 +68,5 @@ def test_simple_references_cache_restores_the_same_models(digits, tmp_path):
     np.testing.assert_array_equal(a(digits.test_x), b(digits.test_x))
   # other epochs: another file, another model
   other = ucfp.simple_references(x, y, epochs=2, kinds=("linear",), cache_dir=str(tmp_path))
-  assert os.path.exists(tmp_path / "linear-s2001-e2-n256.npz")
+  assert os.path.exists(tmp_path / "linear-s2001-e2-n256-cosine.npz")
   assert not np.array_equal(other[0](digits.test_x), first[0](digits.test_x))
