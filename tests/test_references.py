@@ -58,7 +58,10 @@ def test_simple_references_learn_the_data(digits):
 def test_simple_references_cache_restores_the_same_models(digits, tmp_path):
   x, y = digits.train_x[:256], digits.train_y[:256]
   first = ucfp.simple_references(x, y, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path))
-  assert sorted(os.listdir(tmp_path)) == ["linear-s2001-e1-n256-cosine.npz", "mlp-s2002-e1-n256-cosine.npz"]
+  assert sorted(os.listdir(tmp_path)) == [
+    "linear-s2001-e1-n256-cosine.npz",
+    "mlp-s2002-e1-n256-cosine.npz",
+  ]
   # restored, not retrained: labels that would train another model leave them unchanged
   again = ucfp.simple_references(
     x, (y + 1) % 10, epochs=1, kinds=("linear", "mlp"), cache_dir=str(tmp_path)
