@@ -197,3 +197,39 @@ def test_fingerprint_cache_reuses_only_for_the_same_weights(tmp_path):
   cache.get_or_make("s", ("cfg", ("r",)), [other], make)
   cache.get_or_make("s", ("cfg2", ("r",)), [model], make)
   assert len(calls) == 3
+
+
+def test_beta_binomial_null_is_the_binomial_without_spread_and_wider_with_it():
+  from scipy import stats
+
+  from benchmarks.clients_null import analyse, beta_binomial_fit, beta_binomial_p_value
+
+  # rates spread no more than the binomial's: rho 0, the binomial's p-value at the mean
+  same = [0.10, 0.11, 0.09, 0.10]
+  assert beta_binomial_fit(same, 100)[1] == 0.0
+  np.testing.assert_allclose(beta_binomial_p_value(20, 100, same), stats.binom.sf(19, 100, 0.1))
+  # innocents at 0.0-0.3: 0.25 is an alarm for the binomial, not for the beta-binomial
+  spread = [0.0, 0.05, 0.3, 0.0, 0.15, 0.1]
+  mu, rho, _ = beta_binomial_fit(spread, 100)
+  np.testing.assert_allclose(mu, np.mean(spread))
+  assert 0.0 < rho < 1.0
+  assert stats.binom.sf(24, 100, mu) < 1e-3 < beta_binomial_p_value(25, 100, spread)
+  # a copy matching 0.95 stays far beyond either null
+  assert beta_binomial_p_value(95, 100, spread) < 1e-6
+  run = {
+    "match_rate": {
+      "base-x": 1.0,
+      "p": 0.95,
+      "distill-s": 0.3,
+      **{f"i{i}": r for i, r in enumerate(spread)},
+    },
+    "derived": {
+      "p": {"match_rate": 0.95, "useful": True, "detected": True},
+      "distill-s": {"match_rate": 0.3, "useful": True, "detected": True},
+    },
+    "false_alarms": ["i2"],
+  }
+  row = analyse(run, 100)
+  assert row["false_alarms_beta_binomial"] == [] and row["false_alarms_binomial"] == ["i2"]
+  assert row["missed_beta_binomial"] == [] and row["students_detected_beta_binomial"] == []
+  np.testing.assert_allclose(row["innocent_sd"], np.std(spread, ddof=1))
