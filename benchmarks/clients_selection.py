@@ -1,7 +1,7 @@
 """Levers against the K <= 1 false alarms of configs/own.py on client models (issue #20).
 
     python benchmarks/clients_selection.py [--setups=avgcnn,mlp] [--ks=0,1]
-        [--workdir=/tmp/ucfp-clients]
+        [--levers=margin,fill2,half4,quarter4] [--workdir=/tmp/ucfp-clients]
 
 configs/own.py generates 5 N candidates and keeps, per class, the N the base model puts
 in their class by the smallest margin. With K <= 1 of the user's full-length references
@@ -19,7 +19,13 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
 - `max`: the reference term's maximum over the references instead of their mean
   (`ltrc.reduce = "max"`): with 7 helpers and K full runs the mean gives each of the
   full runs, which the fingerprints fool last, 1 / (7 + K) of the weight;
-- `w30`: the reference weight 30 instead of 10.
+- `w30`: the reference weight 30 instead of 10;
+- `fill2` (K <= 1): ucfp tops the user's K up to 2 full-length runs of their recipe
+  (seeds 1101, 1102);
+- `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
+  3201-3204) instead of the 4 short runs (a tenth).
+
+`--levers` picks them (default the first six).
 
 All candidates come from one `ucfp.fingerprint` run per (setup, K, objective) with
 `oversample = 1` and 5 N examples; the selection is the one of `ucfp.core.select` with
@@ -188,8 +194,10 @@ def markdown(out: dict, tag: str) -> str:
     "4 more short runs not in the objective choose (fewest of them following first);",
     "`heldout_full`: the user's K-th full run chooses instead of being in the objective;",
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
-    "over the references, not their mean; `w30`: reference weight 30. Null rate from the innocents",
-    "(leave-one-out for false alarms), alpha 1e-3.",
+    "over the references, not their mean; `w30`: reference weight 30; `fill2`: the user's K",
+    "topped up to 2 full-length runs; `half4` / `quarter4`: 4 runs of half / a quarter of the",
+    "epochs instead of the 4 short runs. Null rate from the innocents (leave-one-out for",
+    "false alarms), alpha 1e-3.",
     "",
     "| setup | K | lever | R | T | US | max innocent | false alarms | held-out votes kept |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -201,6 +209,9 @@ def markdown(out: dict, tag: str) -> str:
       f"{r['transferability']:.3f} | **{r['uniqueness_score']:.3f}** | "
       f"{r['max_innocent']:.2f} | {', '.join(r['false_alarms']) or '0'} | {votes} |"
     )
+  if out.get("accuracies"):
+    accs = ", ".join(f"{name} {acc:.3f}" for name, acc in out["accuracies"].items())
+    lines += ["", f"Test accuracy of the runs trained for the levers: {accs}."]
   lines += ["", f"Total {out['total_seconds'] / 60:.1f} min."]
   return "\n".join(lines)
 
