@@ -202,7 +202,7 @@ def test_fingerprint_cache_reuses_only_for_the_same_weights(tmp_path):
 def test_beta_binomial_null_is_the_binomial_without_spread_and_wider_with_it():
   from scipy import stats
 
-  from benchmarks.clients_null import analyse, beta_binomial_fit, beta_binomial_p_value
+  from benchmarks.clients_stats import analyse, beta_binomial_fit, beta_binomial_p_value
 
   # rates spread no more than the binomial's: rho 0, the binomial's p-value at the mean
   same = [0.10, 0.11, 0.09, 0.10]
