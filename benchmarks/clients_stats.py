@@ -3,7 +3,7 @@ so tests and other scripts can import them (see that script's docstring)."""
 
 from __future__ import annotations
 
-ALPHA = 1e-3
+from benchmarks.clients_zoo import ALPHA
 
 
 def beta_binomial_fit(rates, n: int) -> tuple[float, float, float]:

@@ -262,12 +262,15 @@ def score(fps, zoo) -> dict:
   from ucfp.core.scoring import binomial_p_value, predict_labels
 
   n = len(fps)
-  match = {
-    e.name: ucfp.match_rate(fps, e.predict)
+  x, y = np.asarray(fps.x), np.asarray(fps.y)
+  # (N,) bool per scored model: does it give the fingerprint's label (ucfp.match_rate's test)
+  hits = {
+    e.name: predict_labels(e.predict, x, fps.num_classes, int(y.max()) + 1) == y
     for k in zoo
     for e in zoo[k]
     if k not in ("reference", "simple", "surrogate", "cheap")
   }
+  match = {name: float(h.mean()) for name, h in hits.items()}
   inn = [e.name for e in zoo["innocent"]]
 
   def derived_at(rate: float, null: float) -> tuple[float, bool]:
@@ -297,11 +300,10 @@ def score(fps, zoo) -> dict:
   r = sum(match[name] for name in pruned) / len(pruned)
   t = sum(match[name] for name in inn) / len(inn)
   rates = np.array([match[name] for name in inn])
-  y = np.asarray(fps.y)
-  blocks = {}  # innocent -> the target classes it follows on at least half of their fingerprints
-  for e in zoo["innocent"]:
-    hit = predict_labels(e.predict, np.asarray(fps.x), fps.num_classes) == y
-    blocks[e.name] = [int(c) for c in np.unique(y) if hit[y == c].mean() >= 0.5]
+  # innocent -> the target classes it follows on at least half of their fingerprints
+  blocks = {
+    name: [int(c) for c in np.unique(y) if hits[name][y == c].mean() >= 0.5] for name in inn
+  }
   return {
     "robustness": r,
     "transferability": t,
