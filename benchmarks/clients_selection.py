@@ -71,15 +71,64 @@ LEVERS = (
   "fill2",
   "half4",
   "quarter4",
+  "refm3",
+  "refm6",
+  "refm6_w3",
+  "refm10_w3",
+  "refm3_w3",
+  "refm3_w1",
+  "refm6_w1",
+  "refm6_w1_s600",
+  "refm6_w1_sw3",
+  "refm10_w1_sw3",
+  "refm6_w3_sw3",
+  "refm6_w1_sw10",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
 # lever -> config overrides of configs/own.py
-OVERRIDES = {"max": {"reduce": "max"}, "w30": {"weight": 30.0}}
+OVERRIDES = {
+  "max": {"reduce": "max"},
+  "w30": {"weight": 30.0},
+  "refm3": {"ref_loss": "margin", "ref_kappa": 3.0},
+  "refm6": {"ref_loss": "margin", "ref_kappa": 6.0},
+  "refm6_w3": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 3.0},
+  "refm10_w3": {"ref_loss": "margin", "ref_kappa": 10.0, "weight": 3.0},
+  "refm3_w3": {"ref_loss": "margin", "ref_kappa": 3.0, "weight": 3.0},
+  "refm3_w1": {"ref_loss": "margin", "ref_kappa": 3.0, "weight": 1.0},
+  "refm6_w1": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 1.0},
+  "refm6_w1_s600": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 1.0, "steps": 600},
+  "refm6_w1_sw3": {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 3.0,
+  },
+  "refm10_w1_sw3": {
+    "ref_loss": "margin",
+    "ref_kappa": 10.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 3.0,
+  },
+  "refm6_w3_sw3": {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 3.0,
+    "robust.surrogate_weight": 3.0,
+  },
+  "refm6_w1_sw10": {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 10.0,
+  },
+}
 
 
 def main(argv):
   del argv
-  bad = sorted(set(_LEVERS.value) - set(LEVERS))
+  # "<references>+<objective>": a reference lever's models with an objective lever's config
+  parts = {p for lever in _LEVERS.value for p in lever.split("+")}
+  bad = sorted(parts - set(LEVERS))
   if bad:
     raise ValueError(f"--levers: {bad} not among {', '.join(LEVERS)}")
   import jax
@@ -106,7 +155,7 @@ def main(argv):
       return models
 
     # 4 more short runs, trained only for the levers that use them
-    wants_extra = {"heldout_short", "short8"} & set(_LEVERS.value)
+    wants_extra = {"heldout_short", "short8"} & parts
     extra = train_runs(prof.cheap_epochs, range(3005, 3009), "cheap") if wants_extra else []
     simple = [e.model for e in zoo["simple"]]
     helpers = simple + [e.model for e in zoo["cheap"]]
@@ -120,27 +169,30 @@ def main(argv):
         "short8": (user + helpers + extra, []),
         "max": (user + helpers, []),
         "w30": (user + helpers, []),
+        **{lever: (user + helpers, []) for lever in OVERRIDES if lever.startswith("refm")},
       }
       if k >= 1:
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
-      if k < 2 and "fill2" in _LEVERS.value:
+      if k < 2 and "fill2" in parts:
         plans["fill2"] = (user + train_runs(full, range(1101, 1103 - k), "ref") + helpers, [])
-      if "half4" in _LEVERS.value:
+      if "half4" in parts:
         plans["half4"] = (user + simple + train_runs(full // 2, range(3101, 3105), "half"), [])
-      if "quarter4" in _LEVERS.value:
+      if "quarter4" in parts:
         plans["quarter4"] = (
           user + simple + train_runs(full // 4, range(3201, 3205), "quarter"),
           [],
         )
       for lever in _LEVERS.value:
-        if lever not in plans:
+        plan, _, objective = lever.partition("+")
+        if plan not in plans:
           continue
-        refs, held = plans[lever]
+        refs, held = plans[plan]
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
         config.oversample = 1
-        for field, value in OVERRIDES.get(lever, {}).items():
-          config.ltrc[field] = value
+        for field, value in OVERRIDES.get(objective or lever, {}).items():
+          group, _, name = field.rpartition(".")  # "steps", "robust.x"; bare: ltrc's
+          (config[group] if group else config if name in config else config.ltrc)[name] = value
         config.lock()
         ident = (config.to_json(), tuple(r.name for r in refs))
         if ident not in runs:

@@ -34,6 +34,7 @@ def test_config_is_locked():
 BAD = [
   ("budget", -0.1, r"config\.budget=-0\.1"),
   ("ltrc.ref_noise", -1.0, r"config\.ltrc\.ref_noise=-1\.0"),
+  ("ltrc.ref_kappa", -1.0, r"config\.ltrc\.ref_kappa=-1\.0"),
   ("ltrc.ref_loss", "logit", r"config\.ltrc\.ref_loss=.logit. is not one of prob, complement"),
   ("method", "xc", r"config\.method='xc' is not one of c, rc, ltrc"),
   ("dataset", "svhn", r"config\.dataset='svhn' is not one of digits"),

@@ -215,12 +215,17 @@ def test_budget_keeps_examples_near_their_noise(tiny_config, cnn_model):
   assert float(jnp.max(jnp.abs(free.x - x0))) > 0.5  # without it they move further
 
 
-def test_reference_noise_and_complement_change_the_examples(tiny_config, cnn_model, mlp_model):
+def test_reference_noise_complement_and_margin_change_the_examples(tiny_config, cnn_model, mlp_model):
   kw = {"ltrc.term": "reference", "ltrc.radius": 0.0}
   plain = fingerprint(
     cnn_model, _cfg(tiny_config, "ltrc", **kw), key=jax.random.PRNGKey(0), reference=[mlp_model]
   )
-  for extra in ({"ltrc.ref_noise": 0.3}, {"ltrc.ref_loss": "complement"}):
+  extras = (
+    {"ltrc.ref_noise": 0.3},
+    {"ltrc.ref_loss": "complement"},
+    {"ltrc.ref_loss": "margin", "ltrc.ref_kappa": 3.0},
+  )
+  for extra in extras:
     c = _cfg(tiny_config, "ltrc", **kw, **extra)
     a = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])
     b = fingerprint(cnn_model, c, key=jax.random.PRNGKey(0), reference=[mlp_model])

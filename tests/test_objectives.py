@@ -210,3 +210,18 @@ def test_complement_reference_loss_is_minus_log_one_minus_p(mlp_model):
   np.testing.assert_allclose(pen, 5 * (200.0 - jnp.log(9.0)), rtol=1e-5)
   with pytest.raises(ValueError, match=r"config\.ltrc\.ref_loss"):
     objectives.reference_term(fns, vs, x, y, ref_loss="logit")
+
+
+def test_margin_reference_loss_is_a_hinge_at_minus_kappa():
+  # logits (N=3, K=3): margins of y=0 are 2 - 1 = 1, 0 - 1 = -1, -5 - 0 = -5
+  logits = jnp.array([[2.0, 1.0, 0.0], [0.0, 1.0, -1.0], [-5.0, 0.0, -2.0]])
+  fn = lambda v, x: logits
+  y = jnp.zeros(3, jnp.int32)
+  pen = lambda kappa: objectives.reference_term((fn,), ({},), None, y, "mean", "margin", kappa)
+  np.testing.assert_allclose(pen(0.0), 1.0)  # only the example the reference puts in y
+  np.testing.assert_allclose(pen(3.0), (1 + 3) + (-1 + 3) + 0)  # -5 + 3 < 0: no penalty
+  np.testing.assert_allclose(pen(6.0), 7 + 5 + 1)
+  grad = jax.grad(lambda z: objectives.reference_term((lambda v, x: z,), ({},), None, y,
+                                                      ref_loss="margin", ref_kappa=3.0))(logits)
+  # pushes z_y down and the runner-up up for the penalised examples, nothing for the third
+  np.testing.assert_allclose(grad, [[1, -1, 0], [1, -1, 0], [0, 0, 0]])

@@ -125,18 +125,25 @@ def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
 
 
 REDUCTIONS = ("mean", "max")
-REF_LOSSES = ("prob", "complement")
+REF_LOSSES = ("prob", "complement", "margin")
 
 
-def _ref_penalty(logits: jax.Array, y: jax.Array, ref_loss: str) -> jax.Array:
-  """(N,) penalty of a reference model assigning y: `p(y|x)` (prob), or
-  `-log(1 - p(y|x))` (complement), whose gradient grows, not vanishes, as p -> 1."""
+def _ref_penalty(
+  logits: jax.Array, y: jax.Array, ref_loss: str, ref_kappa: float = 0.0
+) -> jax.Array:
+  """(N,) penalty of a reference model assigning y: `p(y|x)` (prob),
+  `-log(1 - p(y|x))` (complement), whose gradient grows, not vanishes, as p -> 1, or
+  the hinge `max(z_y - max_{j != y} z_j + ref_kappa, 0)` (margin), which keeps pushing
+  until the reference is ref_kappa logits short of y (a safety gap: independently
+  trained models differ from the references by a class-wide logit offset)."""
   logp = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
   if ref_loss == "prob":
     return jnp.exp(logp)
   if ref_loss == "complement":
     # log(1 - p) = log(sum_{j != y} p_j), stable when p -> 1.
     return jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(_others(logits, y), axis=-1)
+  if ref_loss == "margin":
+    return jnp.maximum(margins(logits, y) + ref_kappa, 0.0)
   raise ValueError(f"config.ltrc.ref_loss={ref_loss!r} is not one of {', '.join(REF_LOSSES)}")
 
 
@@ -147,6 +154,7 @@ def reference_term(
   y: jax.Array,
   reduce: str = "mean",
   ref_loss: str = "prob",
+  ref_kappa: float = 0.0,
 ) -> jax.Array:
   """`sum_i reduce_r pen_r(x_i, y_i)`: how much reference models assign the target class.
 
@@ -159,10 +167,11 @@ def reference_term(
     reduce: `mean` over the references, or `max` (each example is pushed away from
       the reference that still assigns it the target class most).
     ref_loss: the penalty `pen_r`: `prob` (the target probability `p_r(y|x)`) or
-      `complement` (`-log(1 - p_r(y|x))`).
+      `complement` (`-log(1 - p_r(y|x))`) or `margin` (hinge at `-ref_kappa` logits).
+    ref_kappa: the margin penalty's gap (logits), >= 0.
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
-  probs = [_ref_penalty(f(v, x), y, ref_loss) for f, v in zip(apply_fns, variables, strict=True)]
+  probs = [_ref_penalty(f(v, x), y, ref_loss, ref_kappa) for f, v in zip(apply_fns, variables, strict=True)]
   stacked = jnp.stack(probs)
   return jnp.sum(jnp.mean(stacked, axis=0) if reduce == "mean" else jnp.max(stacked, axis=0))
