@@ -40,7 +40,13 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import METHODS, method_config, refs_of, uses_surrogate  # noqa: E402
 from benchmarks.clients_report import markdown  # noqa: E402
-from benchmarks.clients_zoo import build_setup, profile_of, references, score  # noqa: E402
+from benchmarks.clients_zoo import (  # noqa: E402
+  build_setup,
+  profile_of,
+  references,
+  score,
+  surrogates,
+)
 from benchmarks.common import write_results  # noqa: E402
 
 _DATASET = flags.DEFINE_string(
@@ -105,7 +111,8 @@ def main(argv):
       if config is None:
         continue
       refs = references(zoo, k, refs_of(method)) if config.ltrc.term == "reference" else []
-      surs = [e.model for e in zoo["surrogate"]] if uses_surrogate(method) else []
+      rates = config.robust.surrogates
+      surs = surrogates(zoo, rates) if uses_surrogate(method) else []
       ident = (config.to_json(), tuple(r.name for r in refs + surs))
       if ident not in done:
         fps = fingerprints.get_or_make(

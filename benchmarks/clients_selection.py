@@ -50,6 +50,7 @@ from benchmarks.clients_zoo import (  # noqa: E402
   profile_of,
   score,
   select_heldout,
+  surrogates,
   user_runs,
 )
 from benchmarks.common import write_results  # noqa: E402
@@ -83,6 +84,9 @@ LEVERS = (
   "refm10_w1_sw3",
   "refm6_w3_sw3",
   "refm6_w1_sw10",
+  "refm10_w1_sw5",
+  "refm8_w1_sw3",
+  "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
 # lever -> config overrides of configs/own.py
@@ -106,6 +110,18 @@ OVERRIDES = {
   "refm10_w1_sw3": {
     "ref_loss": "margin",
     "ref_kappa": 10.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 3.0,
+  },
+  "refm10_w1_sw5": {
+    "ref_loss": "margin",
+    "ref_kappa": 10.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 5.0,
+  },
+  "refm8_w1_sw3": {
+    "ref_loss": "margin",
+    "ref_kappa": 8.0,
     "weight": 1.0,
     "robust.surrogate_weight": 3.0,
   },
@@ -183,18 +199,26 @@ def main(argv):
           [],
         )
       for lever in _LEVERS.value:
-        plan, _, objective = lever.partition("+")
-        if plan not in plans:
+        # "+"-joined parts: a reference plan (default margin's), an objective, sur2
+        bits = lever.split("+")
+        plan = next((b for b in bits if b in plans), "margin")
+        objective = next((b for b in bits if b in OVERRIDES), None)
+        if plan not in plans or any(
+          b not in plans and b not in OVERRIDES and b != "sur2" for b in bits
+        ):
           continue
         refs, held = plans[plan]
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
         config.oversample = 1
-        for field, value in OVERRIDES.get(objective or lever, {}).items():
+        for field, value in OVERRIDES.get(objective, {}).items():
           group, _, name = field.rpartition(".")  # "steps", "robust.x"; bare: ltrc's
           (config[group] if group else config if name in config else config.ltrc)[name] = value
         config.lock()
-        ident = (config.to_json(), tuple(r.name for r in refs))
+        surs = surrogates(zoo, config.robust.surrogates)
+        if "sur2" in bits and "surrogate-0.3" not in [m.name for m in surs]:
+          surs += surrogates(zoo, (0.3,))
+        ident = (config.to_json(), tuple(r.name for r in refs + surs))
         if ident not in runs:
           t = time.perf_counter()
           fps = ucfp.fingerprint(
@@ -202,7 +226,7 @@ def main(argv):
             config,
             key=jax.random.PRNGKey(0),
             reference=refs,
-            surrogates=[e.model for e in zoo["surrogate"]],
+            surrogates=surs,
             starts=data.train_x,
           )
           x, y = np.asarray(fps.x), np.asarray(fps.y)
@@ -250,18 +274,30 @@ def markdown(out: dict, tag: str) -> str:
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
     "over the references, not their mean; `w30`: reference weight 30; `fill2`: the user's K",
     "topped up to 2 full-length runs; `half4` / `quarter4`: 4 runs of half / a quarter of the",
-    "epochs instead of the 4 short runs. Null rate from the innocents (leave-one-out for",
-    "false alarms), alpha 1e-3.",
+    "epochs instead of the 4 short runs; `refm<kappa>_w<weight>[_sw<s>|_s<steps>]`: the",
+    "references' margin hinge (`ltrc.ref_loss = margin`, `ref_kappa`) at that weight",
+    "[surrogate weight, steps]; `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
+    "0.8 one as a surrogate; `a+b`: both. Null rate from the innocents (leave-one-out for",
+    "false alarms), alpha 1e-3. Weakest copy: the pruned, int8 or fine-tuned copy the",
+    "fingerprints match least.",
     "",
-    "| setup | K | lever | R | T | US | max innocent | false alarms | held-out votes kept |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| setup | K | lever | R | T | US | max innocent | false alarms | weakest copy |"
+    " held-out votes kept |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in out["rows"]:
     votes = "-" if r["held_out_votes_kept"] is None else f"{r['held_out_votes_kept']:.2f}"
+    copies = {
+      name: v["match_rate"]
+      for name, v in r["derived"].items()
+      if name.startswith(("pruned", "quant", "finetune"))
+    }
+    weak = min(copies, key=copies.get) if copies else None
+    weak = f"{weak} {copies[weak]:.2f}" if weak else "-"
     lines.append(
       f"| {r['setup']} | {r['k']} | {r['lever']} | {r['robustness']:.3f} | "
       f"{r['transferability']:.3f} | **{r['uniqueness_score']:.3f}** | "
-      f"{r['max_innocent']:.2f} | {', '.join(r['false_alarms']) or '0'} | {votes} |"
+      f"{r['max_innocent']:.2f} | {', '.join(r['false_alarms']) or '0'} | {weak} | {votes} |"
     )
   if out.get("accuracies"):
     accs = ", ".join(f"{name} {acc:.3f}" for name, acc in out["accuracies"].items())

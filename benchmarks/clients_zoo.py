@@ -116,7 +116,8 @@ def user_runs(setup: str, data, cache: cm.Cache, epochs: int, seeds, prefix: str
 
 def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, list[Entry]]:
   """Trains (or restores) one client setup's base, copies, innocents and max(4, max_k)
-  references of the user's architecture (plus an MLP and a linear model, `references`)."""
+  references of the user's architecture (plus an MLP and a linear model, `references`).
+  The owner's surrogates: `surrogate` (pruned at 0.8) and `surrogate_more` (0.3)."""
   import numpy as np
 
   import ucfp
@@ -172,6 +173,12 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     tag="sur",
   )
   out["surrogate"] = [sur]
+  # ... and the owner's lightly pruned copy (0.3), fine-tuned with seed 78
+  masks = prune.global_magnitude_masks(bv, 0.3)
+  init = prune.apply_masks(bv, masks)
+  out["surrogate_more"] = [
+    trained("surrogate", "surrogate-0.3", arch, ft, 78, init=init, masks=masks, tag="sur03")
+  ]
   qv = cm.quantize(bv, 8)
   m, f = model("quant-int8", arch, qv)
   out["derived"].append(Entry("quant-int8", "derived", f, cm.accuracy(arch, qv, tx, ty), m))
@@ -229,6 +236,20 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   return out
 
 
+def surrogates(zoo, rates) -> list:
+  """The owner's surrogates (ucfp.Models) of prune `rates` (config.robust.surrogates;
+  empty: the 0.8 one, what the `_surrogate` levers of client_methods pass)."""
+  by_rate = {
+    e.name.removeprefix("surrogate-"): e.model
+    for k in ("surrogate", "surrogate_more")
+    for e in zoo[k]
+  }
+  missing = [r for r in rates if f"{r}" not in by_rate]
+  if missing:
+    raise ValueError(f"client surrogates: rates {missing} not among {sorted(by_rate)}")
+  return [by_rate[f"{r}"] for r in rates] or [by_rate["0.8"]]
+
+
 def references(zoo, k: int, mix: str) -> list:
   """k reference models: the first k of the user's architecture (`same`), or for
   `mixed` k = 1: the user's; k = 2: + `ucfp.simple_references`' linear model; k >= 4:
@@ -268,7 +289,7 @@ def score(fps, zoo) -> dict:
     e.name: predict_labels(e.predict, x, fps.num_classes, int(y.max()) + 1) == y
     for k in zoo
     for e in zoo[k]
-    if k not in ("reference", "simple", "surrogate", "cheap")
+    if k not in ("reference", "simple", "surrogate", "surrogate_more", "cheap")
   }
   match = {name: float(h.mean()) for name, h in hits.items()}
   inn = [e.name for e in zoo["innocent"]]

@@ -5,6 +5,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 from conftest import ROOT, random_model
 
 import ucfp
@@ -85,6 +86,19 @@ def test_references_same_and_mixed():
   assert clients.references(zoo, 8, "mixed") == [f"own{i}" for i in range(6)] + ["linear", "mlp"]
 
 
+def test_surrogates_by_prune_rate():
+  e = clients.Entry
+  zoo = {
+    "surrogate": [e("surrogate-0.8", "surrogate", None, 0.0, "s08")],
+    "surrogate_more": [e("surrogate-0.3", "surrogate", None, 0.0, "s03")],
+  }
+  assert clients.surrogates(zoo, ()) == ["s08"]  # levers with `_surrogate`, no rates set
+  assert clients.surrogates(zoo, (0.8,)) == ["s08"]
+  assert clients.surrogates(zoo, (0.3, 0.8)) == ["s03", "s08"]
+  with pytest.raises(ValueError, match=r"rates \[0\.5\] not among \['0\.3', '0\.8'\]"):
+    clients.surrogates(zoo, (0.5,))
+
+
 def test_markdown_collapses_rows_that_do_not_depend_on_k():
   row = clients.score(_fps(), _zoo([1, 2, 1], [20, 19]))
   other = clients.score(_fps(), _zoo([3, 2, 1], [20, 19]))
@@ -139,8 +153,6 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
 
 def test_profiles_pick_recipes_by_image_shape():
   import types
-
-  import pytest
 
   def data(shape):
     return types.SimpleNamespace(info=types.SimpleNamespace(image_shape=shape))

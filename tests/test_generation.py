@@ -215,7 +215,9 @@ def test_budget_keeps_examples_near_their_noise(tiny_config, cnn_model):
   assert float(jnp.max(jnp.abs(free.x - x0))) > 0.5  # without it they move further
 
 
-def test_reference_noise_complement_and_margin_change_the_examples(tiny_config, cnn_model, mlp_model):
+def test_reference_noise_complement_and_margin_change_the_examples(
+  tiny_config, cnn_model, mlp_model
+):
   kw = {"ltrc.term": "reference", "ltrc.radius": 0.0}
   plain = fingerprint(
     cnn_model, _cfg(tiny_config, "ltrc", **kw), key=jax.random.PRNGKey(0), reference=[mlp_model]

@@ -221,7 +221,10 @@ def test_margin_reference_loss_is_a_hinge_at_minus_kappa():
   np.testing.assert_allclose(pen(0.0), 1.0)  # only the example the reference puts in y
   np.testing.assert_allclose(pen(3.0), (1 + 3) + (-1 + 3) + 0)  # -5 + 3 < 0: no penalty
   np.testing.assert_allclose(pen(6.0), 7 + 5 + 1)
-  grad = jax.grad(lambda z: objectives.reference_term((lambda v, x: z,), ({},), None, y,
-                                                      ref_loss="margin", ref_kappa=3.0))(logits)
+  grad = jax.grad(
+    lambda z: objectives.reference_term(
+      (lambda v, x: z,), ({},), None, y, ref_loss="margin", ref_kappa=3.0
+    )
+  )(logits)
   # pushes z_y down and the runner-up up for the penalised examples, nothing for the third
   np.testing.assert_allclose(grad, [[1, -1, 0], [1, -1, 0], [0, 0, 0]])

@@ -172,6 +172,8 @@ def reference_term(
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
-  probs = [_ref_penalty(f(v, x), y, ref_loss, ref_kappa) for f, v in zip(apply_fns, variables, strict=True)]
+  probs = [
+    _ref_penalty(f(v, x), y, ref_loss, ref_kappa) for f, v in zip(apply_fns, variables, strict=True)
+  ]
   stacked = jnp.stack(probs)
   return jnp.sum(jnp.mean(stacked, axis=0) if reduce == "mean" else jnp.max(stacked, axis=0))
