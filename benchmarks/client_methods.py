@@ -56,6 +56,19 @@ METHODS = {
     " + ucfp.simple_references (3) + 4 short runs",
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
+  "ucfp_own_margin": (
+    "ucfp_own with the references' margin hinge (ltrc.ref_loss margin, ref_kappa 6,"
+    " weight 1) and surrogate weight 3",
+    {
+      "_config": own,
+      "_refs": "own",
+      "_surrogate": True,
+      "ltrc.ref_loss": "margin",
+      "ltrc.ref_kappa": 6.0,
+      "ltrc.weight": 1.0,
+      "robust.surrogate_weight": 3.0,
+    },
+  ),
   "ucfp_own_o3": (
     "ucfp_own with oversample=3 (lowest-margin third kept)",
     {"_config": own, "_refs": "own", "_surrogate": True, "oversample": 3},
