@@ -24,6 +24,12 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   (seeds 1101, 1102);
 - `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
   3201-3204) instead of the 4 short runs (a tenth).
+- `refm<kappa>_w<weight>[_sw<s>|_s<steps>]`: the references' margin hinge
+  (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`) at that reference weight [with that
+  surrogate weight, or steps];
+- `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
+- `a+b[+c]`: a reference lever's models, an objective lever's config and `sur2`
+  together (e.g. `quarter4+sur2+refm6_w1_sw3`).
 
 `--levers` picks them (default the first six).
 
