@@ -69,6 +69,18 @@ METHODS = {
       "robust.surrogate_weight": 3.0,
     },
   ),
+  "ucfp_own_margin_sw5": (
+    "ucfp_own_margin with surrogate weight 5",
+    {
+      "_config": own,
+      "_refs": "own",
+      "_surrogate": True,
+      "ltrc.ref_loss": "margin",
+      "ltrc.ref_kappa": 6.0,
+      "ltrc.weight": 1.0,
+      "robust.surrogate_weight": 5.0,
+    },
+  ),
   "ucfp_own_o3": (
     "ucfp_own with oversample=3 (lowest-margin third kept)",
     {"_config": own, "_refs": "own", "_surrogate": True, "oversample": 3},

@@ -92,6 +92,8 @@ LEVERS = (
   "refm6_w1_sw10",
   "refm10_w1_sw5",
   "refm8_w1_sw3",
+  "refm6_w1_sw5",
+  "refm6_w05_sw3",
   "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
@@ -124,6 +126,18 @@ OVERRIDES = {
     "ref_kappa": 10.0,
     "weight": 1.0,
     "robust.surrogate_weight": 5.0,
+  },
+  "refm6_w1_sw5": {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 1.0,
+    "robust.surrogate_weight": 5.0,
+  },
+  "refm6_w05_sw3": {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 0.5,
+    "robust.surrogate_weight": 3.0,
   },
   "refm8_w1_sw3": {
     "ref_loss": "margin",
