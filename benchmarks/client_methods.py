@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from configs import c, ltrc, own, rc
 
+# configs/own.py with the references' margin hinge (benchmarks/results/clients-digits-own-margin.md)
+_OWN_MARGIN = {
+  "_config": own,
+  "_refs": "own",
+  "_surrogate": True,
+  "ltrc.ref_loss": "margin",
+  "ltrc.ref_kappa": 6.0,
+  "ltrc.weight": 1.0,
+  "robust.surrogate_weight": 3.0,
+}
+
 # name -> (description, config overrides). Overrides starting with "_" are handled by
 # `method_config`; "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
@@ -59,27 +70,11 @@ METHODS = {
   "ucfp_own_margin": (
     "ucfp_own with the references' margin hinge (ltrc.ref_loss margin, ref_kappa 6,"
     " weight 1) and surrogate weight 3",
-    {
-      "_config": own,
-      "_refs": "own",
-      "_surrogate": True,
-      "ltrc.ref_loss": "margin",
-      "ltrc.ref_kappa": 6.0,
-      "ltrc.weight": 1.0,
-      "robust.surrogate_weight": 3.0,
-    },
+    _OWN_MARGIN,
   ),
   "ucfp_own_margin_sw5": (
     "ucfp_own_margin with surrogate weight 5",
-    {
-      "_config": own,
-      "_refs": "own",
-      "_surrogate": True,
-      "ltrc.ref_loss": "margin",
-      "ltrc.ref_kappa": 6.0,
-      "ltrc.weight": 1.0,
-      "robust.surrogate_weight": 5.0,
-    },
+    {**_OWN_MARGIN, "robust.surrogate_weight": 5.0},
   ),
   "ucfp_own_o3": (
     "ucfp_own with oversample=3 (lowest-margin third kept)",
