@@ -245,3 +245,19 @@ def test_beta_binomial_null_is_the_binomial_without_spread_and_wider_with_it():
   assert row["false_alarms_beta_binomial"] == [] and row["false_alarms_binomial"] == ["i2"]
   assert row["missed_beta_binomial"] == [] and row["students_detected_beta_binomial"] == []
   np.testing.assert_allclose(row["innocent_sd"], np.std(spread, ddof=1))
+
+
+def test_client_logits_in_batches_match_one_pass():
+  # accuracy / soft_labels / hard_labels evaluate `batch` images at a time (CIFAR-10's
+  # 50,000 at once exhausted memory on the BatchNorm CNN); the result must not change.
+  x = jax.random.uniform(jax.random.PRNGKey(1), (7, 8, 8, 1))
+  v = cm.ARCHS["bncnn"].init(jax.random.PRNGKey(0), x, train=False)
+  whole = np.asarray(cm.apply_fn("bncnn")(v, x))
+  np.testing.assert_allclose(
+    cm.logits("bncnn", v, np.asarray(x), batch=3), whole, rtol=1e-5, atol=1e-6
+  )
+  y = whole.argmax(-1)
+  np.testing.assert_array_equal(cm.hard_labels("bncnn", v, np.asarray(x)), y)
+  assert cm.accuracy("bncnn", v, np.asarray(x), y) == 1.0
+  soft = cm.soft_labels("bncnn", v, np.asarray(x), 4.0)
+  np.testing.assert_allclose(soft, jax.nn.softmax(whole / 4.0), rtol=1e-5, atol=1e-6)
