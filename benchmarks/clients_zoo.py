@@ -159,26 +159,15 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
     out["pruned"].append(
       trained("pruned", f"pruned-{rate}", arch, ft, 7, init=pv, masks=masks, tag=f"prune{rate}")
     )
-  # The owner's own copy (rc/ltrc surrogate): pruned at 0.8, fine-tuned like a thief
-  # would, with another data order (seed 77) than any evaluated copy.
-  masks = prune.global_magnitude_masks(bv, 0.8)
-  sur = trained(
-    "surrogate",
-    "surrogate-0.8",
-    arch,
-    ft,
-    77,
-    init=prune.apply_masks(bv, masks),
-    masks=masks,
-    tag="sur",
-  )
-  out["surrogate"] = [sur]
-  # ... and the owner's lightly pruned copy (0.3), fine-tuned with seed 78
-  masks = prune.global_magnitude_masks(bv, 0.3)
-  init = prune.apply_masks(bv, masks)
-  out["surrogate_more"] = [
-    trained("surrogate", "surrogate-0.3", arch, ft, 78, init=init, masks=masks, tag="sur03")
-  ]
+  # The owner's own copies (rc/ltrc surrogates), pruned and fine-tuned like a thief
+  # would, with other data orders than any evaluated copy: 0.8 (seed 77, `surrogate`)
+  # and a lightly pruned 0.3 (seed 78, `surrogate_more`, the `sur2` lever).
+  for key, rate, seed, tag in (("surrogate", 0.8, 77, "sur"), ("surrogate_more", 0.3, 78, "sur03")):
+    masks = prune.global_magnitude_masks(bv, rate)
+    init = prune.apply_masks(bv, masks)
+    out[key] = [
+      trained("surrogate", f"surrogate-{rate}", arch, ft, seed, init=init, masks=masks, tag=tag)
+    ]
   qv = cm.quantize(bv, 8)
   m, f = model("quant-int8", arch, qv)
   out["derived"].append(Entry("quant-int8", "derived", f, cm.accuracy(arch, qv, tx, ty), m))
