@@ -24,9 +24,10 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   (seeds 1101, 1102);
 - `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
   3201-3204) instead of the 4 short runs (a tenth).
-- `refm<kappa>_w<weight>[_sw<s>|_s<steps>]`: the references' margin hinge
-  (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`) at that reference weight [with that
-  surrogate weight, or steps];
+- objective levers, `_`-joined tokens (`overrides`): `refm<kappa>` the references' margin
+  hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `w<weight>` the reference weight,
+  `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
+  image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
 - `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
 - `a+b[+c]`: a reference lever's models, an objective lever's config and `sur2`
   together (e.g. `quarter4+sur2+refm6_w1_sw3`).
@@ -42,6 +43,7 @@ from the innocents, alpha 1e-3). Writes benchmarks/results/clients-<tag>-selecti
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -78,93 +80,47 @@ LEVERS = (
   "fill2",
   "half4",
   "quarter4",
-  "refm3",
-  "refm6",
-  "refm6_w3",
-  "refm10_w3",
-  "refm3_w3",
-  "refm3_w1",
-  "refm6_w1",
-  "refm6_w1_s600",
-  "refm6_w1_sw3",
-  "refm10_w1_sw3",
-  "refm6_w3_sw3",
-  "refm6_w1_sw10",
-  "refm10_w1_sw5",
-  "refm8_w1_sw3",
-  "refm6_w1_sw5",
-  "refm6_w05_sw3",
   "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
-# lever -> config overrides of configs/own.py
-OVERRIDES = {
-  "max": {"reduce": "max"},
-  "w30": {"weight": 30.0},
-  "refm3": {"ref_loss": "margin", "ref_kappa": 3.0},
-  "refm6": {"ref_loss": "margin", "ref_kappa": 6.0},
-  "refm6_w3": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 3.0},
-  "refm10_w3": {"ref_loss": "margin", "ref_kappa": 10.0, "weight": 3.0},
-  "refm3_w3": {"ref_loss": "margin", "ref_kappa": 3.0, "weight": 3.0},
-  "refm3_w1": {"ref_loss": "margin", "ref_kappa": 3.0, "weight": 1.0},
-  "refm6_w1": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 1.0},
-  "refm6_w1_s600": {"ref_loss": "margin", "ref_kappa": 6.0, "weight": 1.0, "steps": 600},
-  "refm6_w1_sw3": {
-    "ref_loss": "margin",
-    "ref_kappa": 6.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 3.0,
-  },
-  "refm10_w1_sw3": {
-    "ref_loss": "margin",
-    "ref_kappa": 10.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 3.0,
-  },
-  "refm10_w1_sw5": {
-    "ref_loss": "margin",
-    "ref_kappa": 10.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 5.0,
-  },
-  "refm6_w1_sw5": {
-    "ref_loss": "margin",
-    "ref_kappa": 6.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 5.0,
-  },
-  "refm6_w05_sw3": {
-    "ref_loss": "margin",
-    "ref_kappa": 6.0,
-    "weight": 0.5,
-    "robust.surrogate_weight": 3.0,
-  },
-  "refm8_w1_sw3": {
-    "ref_loss": "margin",
-    "ref_kappa": 8.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 3.0,
-  },
-  "refm6_w3_sw3": {
-    "ref_loss": "margin",
-    "ref_kappa": 6.0,
-    "weight": 3.0,
-    "robust.surrogate_weight": 3.0,
-  },
-  "refm6_w1_sw10": {
-    "ref_loss": "margin",
-    "ref_kappa": 6.0,
-    "weight": 1.0,
-    "robust.surrogate_weight": 10.0,
-  },
+_TOKEN = re.compile(r"(refm|sw|w|s|b)(\d+)")
+_FIELDS = {
+  "refm": "ref_kappa",
+  "w": "weight",
+  "sw": "robust.surrogate_weight",
+  "s": "steps",
+  "b": "budget",
 }
+
+
+def overrides(lever: str) -> dict | None:
+  """Config overrides of configs/own.py an objective lever names, or None if it names none.
+
+  `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
+  references' margin hinge), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
+  decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
+  """
+  if lever == "max":
+    return {"reduce": "max"}
+  out = {}
+  for token in lever.split("_"):
+    m = _TOKEN.fullmatch(token)
+    if not m:
+      return None
+    kind, digits = m.groups()
+    value = float(f"0.{digits[1:]}") if digits.startswith("0") else float(digits)
+    if kind == "refm":
+      out["ref_loss"] = "margin"
+    out[_FIELDS[kind]] = int(value) if kind == "s" else value
+  return out
 
 
 def main(argv):
   del argv
   # "<references>+<objective>": a reference lever's models with an objective lever's config
   parts = {p for lever in _LEVERS.value for p in lever.split("+")}
-  bad = sorted(parts - set(LEVERS))
+  bad = sorted(p for p in parts if p not in LEVERS and overrides(p) is None)
   if bad:
     raise ValueError(f"--levers: {bad} not among {', '.join(LEVERS)}")
   import jax
@@ -203,9 +159,6 @@ def main(argv):
         "margin": (user + helpers, []),
         "heldout_short": (user + helpers, extra),
         "short8": (user + helpers + extra, []),
-        "max": (user + helpers, []),
-        "w30": (user + helpers, []),
-        **{lever: (user + helpers, []) for lever in OVERRIDES if lever.startswith("refm")},
       }
       if k >= 1:
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
@@ -222,16 +175,16 @@ def main(argv):
         # "+"-joined parts: a reference plan (default margin's), an objective, sur2
         bits = lever.split("+")
         plan = next((b for b in bits if b in plans), "margin")
-        objective = next((b for b in bits if b in OVERRIDES), None)
+        objective = next((b for b in bits if b not in plans and overrides(b)), None)
         if plan not in plans or any(
-          b not in plans and b not in OVERRIDES and b != "sur2" for b in bits
+          b not in plans and overrides(b) is None and b != "sur2" for b in bits
         ):
           continue
         refs, held = plans[plan]
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
         config.oversample = 1
-        for field, value in OVERRIDES.get(objective, {}).items():
+        for field, value in (overrides(objective) if objective else {}).items():
           group, _, name = field.rpartition(".")  # "steps", "robust.x"; bare: ltrc's
           (config[group] if group else config if name in config else config.ltrc)[name] = value
         config.lock()
@@ -294,9 +247,10 @@ def markdown(out: dict, tag: str) -> str:
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
     "over the references, not their mean; `w30`: reference weight 30; `fill2`: the user's K",
     "topped up to 2 full-length runs; `half4` / `quarter4`: 4 runs of half / a quarter of the",
-    "epochs instead of the 4 short runs; `refm<kappa>_w<weight>[_sw<s>|_s<steps>]`: the",
-    "references' margin hinge (`ltrc.ref_loss = margin`, `ref_kappa`) at that weight",
-    "[surrogate weight, steps]; `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
+    "epochs instead of the 4 short runs; `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
+    "`b<budget>` (`_`-joined): the references' margin hinge (`ltrc.ref_loss = margin`,",
+    "`ref_kappa`), reference weight, surrogate weight, steps, L-inf budget around the start",
+    "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
     "0.8 one as a surrogate; `a+b`: both. Null rate from the innocents (leave-one-out for",
     "false alarms), alpha 1e-3. Weakest copy: the pruned, int8 or fine-tuned copy the",
     "fingerprints match least.",
