@@ -23,7 +23,7 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
 - `fill2` (K <= 1): ucfp tops the user's K up to 2 full-length runs of their recipe
   (seeds 1101, 1102);
 - `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
-  3201-3204) instead of the 4 short runs (a tenth).
+  3201-3204) instead of the 4 short runs (a tenth); `halfq8`: both sets (8 runs).
 - objective levers, `_`-joined tokens (`overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
@@ -80,6 +80,7 @@ LEVERS = (
   "fill2",
   "half4",
   "quarter4",
+  "halfq8",
   "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
@@ -164,13 +165,18 @@ def main(argv):
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
       if k < 2 and "fill2" in parts:
         plans["fill2"] = (user + train_runs(full, range(1101, 1103 - k), "ref") + helpers, [])
+      half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []
+      quarter = (
+        train_runs(full // 4, range(3201, 3205), "quarter")
+        if {"quarter4", "halfq8"} & parts
+        else []
+      )
       if "half4" in parts:
-        plans["half4"] = (user + simple + train_runs(full // 2, range(3101, 3105), "half"), [])
+        plans["half4"] = (user + simple + half, [])
       if "quarter4" in parts:
-        plans["quarter4"] = (
-          user + simple + train_runs(full // 4, range(3201, 3205), "quarter"),
-          [],
-        )
+        plans["quarter4"] = (user + simple + quarter, [])
+      if "halfq8" in parts:
+        plans["halfq8"] = (user + simple + half + quarter, [])
       for lever in _LEVERS.value:
         # "+"-joined parts: a reference plan (default margin's), an objective, sur2
         bits = lever.split("+")
@@ -247,7 +253,7 @@ def markdown(out: dict, tag: str) -> str:
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
     "over the references, not their mean; `w30`: reference weight 30; `fill2`: the user's K",
     "topped up to 2 full-length runs; `half4` / `quarter4`: 4 runs of half / a quarter of the",
-    "epochs instead of the 4 short runs; `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
+    "epochs instead of the 4 short runs (`halfq8`: both); `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
     "`b<budget>` (`_`-joined): the references' margin hinge (`ltrc.ref_loss = margin`,",
     "`ref_kappa`), reference weight, surrogate weight, steps, L-inf budget around the start",
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
