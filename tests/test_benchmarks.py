@@ -166,6 +166,29 @@ def test_train_speed_median_and_markdown():
   assert "| vgg | 80 | 160 | 0.50 | 1.60x | 1.60x |" in md
 
 
+def test_train_speed_bound_flops():
+  """Forward + backward costs 2-4x the forward's FLOPs; the bound's table reads its rows."""
+  import jax
+  import jax.numpy as jnp
+
+  sys.path.insert(0, ROOT)
+  from benchmarks import train_speed_bound
+  from ucfp.evaluation.models import get_module, init_variables
+
+  module = get_module("cnn_small", 10, "xla")
+  variables = init_variables(module, jax.random.PRNGKey(0), (8, 8, 1))
+  fwd = jax.jit(lambda v, x: module.apply(v, x)).lower(variables, jnp.zeros((4, 8, 8, 1)))
+  cost = fwd.compile().cost_analysis()
+  fwd_gflop = (cost[0] if isinstance(cost, list) else cost)["flops"] / 1e9
+  both = train_speed_bound.fwd_bwd_gflop("cnn_small", (8, 8, 1), 4)
+  assert 2 * fwd_gflop < both < 4 * fwd_gflop
+  row = dict(fwd_bwd_gflop=27.0, ucfp_fwd_bwd_s=0.45, torch_fwd_bwd_s=0.25, ucfp_gflops=60.0)
+  row.update(torch_gflops=108.0, ucfp_fwd_bwd_s_at_ceiling=0.281, max_ratio=0.89)
+  res = {"xla_conv_ceiling_gflops": 96.0, "speed_commit": "abc", "models": {"vgg": row}}
+  md = train_speed_bound.markdown(res)
+  assert "| vgg | 27.0 | 0.450 | 60 | 0.250 | 108 | 0.281 | 0.89 |" in md and "(96 GFLOP/s)" in md
+
+
 @pytest.mark.parametrize("arch, shape", [("cnn_small", (8, 8, 1)), ("resnet20", (32, 32, 3))])
 def test_torch_twin_gives_ucfp_logits(arch, shape):
   """Same layers, padding (stride 2) and flatten order: copied weights, same logits."""
