@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from configs import c, ltrc, own, rc
 
 # configs/own.py with the references' margin hinge (benchmarks/results/clients-digits-own-margin.md)
@@ -150,3 +152,36 @@ def method_config(method: str, image_shape, k: int, n: int):
   config.checkpoint_every = 0
   config.lock()
   return config
+
+
+_TOKEN = re.compile(r"(refm|sw|w|s|b)(\d+)")
+_FIELDS = {
+  "refm": "ref_kappa",
+  "w": "weight",
+  "sw": "robust.surrogate_weight",
+  "s": "steps",
+  "b": "budget",
+}
+
+
+def lever_overrides(lever: str) -> dict | None:
+  """Config overrides of configs/own.py an objective lever names, or None if it names none.
+
+  `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
+  references' margin hinge), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
+  decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
+  """
+  if lever == "max":
+    return {"reduce": "max"}
+  out = {}
+  for token in lever.split("_"):
+    m = _TOKEN.fullmatch(token)
+    if not m:
+      return None
+    kind, digits = m.groups()
+    value = float(f"0.{digits[1:]}") if digits.startswith("0") else float(digits)
+    if kind == "refm":
+      out["ref_loss"] = "margin"
+    out[_FIELDS[kind]] = int(value) if kind == "s" else value
+  return out

@@ -24,7 +24,7 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   (seeds 1101, 1102);
 - `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
   3201-3204) instead of the 4 short runs (a tenth); `halfq8`: both sets (8 runs).
-- objective levers, `_`-joined tokens (`overrides`): `refm<kappa>` the references' margin
+- objective levers, `_`-joined tokens (`client_methods.lever_overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
   image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
@@ -43,7 +43,6 @@ from the innocents, alpha 1e-3). Writes benchmarks/results/clients-<tag>-selecti
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 
@@ -52,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
+from benchmarks.client_methods import lever_overrides as overrides  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
@@ -84,37 +84,6 @@ LEVERS = (
   "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
-_TOKEN = re.compile(r"(refm|sw|w|s|b)(\d+)")
-_FIELDS = {
-  "refm": "ref_kappa",
-  "w": "weight",
-  "sw": "robust.surrogate_weight",
-  "s": "steps",
-  "b": "budget",
-}
-
-
-def overrides(lever: str) -> dict | None:
-  """Config overrides of configs/own.py an objective lever names, or None if it names none.
-
-  `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
-  references' margin hinge), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
-  `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
-  decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
-  """
-  if lever == "max":
-    return {"reduce": "max"}
-  out = {}
-  for token in lever.split("_"):
-    m = _TOKEN.fullmatch(token)
-    if not m:
-      return None
-    kind, digits = m.groups()
-    value = float(f"0.{digits[1:]}") if digits.startswith("0") else float(digits)
-    if kind == "refm":
-      out["ref_loss"] = "margin"
-    out[_FIELDS[kind]] = int(value) if kind == "s" else value
-  return out
 
 
 def main(argv):
@@ -123,7 +92,10 @@ def main(argv):
   parts = {p for lever in _LEVERS.value for p in lever.split("+")}
   bad = sorted(p for p in parts if p not in LEVERS and overrides(p) is None)
   if bad:
-    raise ValueError(f"--levers: {bad} not among {', '.join(LEVERS)}")
+    raise ValueError(
+      f"--levers: {bad} not among {', '.join(LEVERS)} nor objective levers "
+      "(`_`-joined refm<kappa>, w<weight>, sw<s>, s<steps>, b<budget>, e.g. refm6_w1_sw3)"
+    )
   import jax
   import numpy as np
 

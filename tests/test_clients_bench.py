@@ -261,3 +261,19 @@ def test_client_logits_in_batches_match_one_pass():
   assert cm.accuracy("bncnn", v, np.asarray(x), y) == 1.0
   soft = cm.soft_labels("bncnn", v, np.asarray(x), 4.0)
   np.testing.assert_allclose(soft, jax.nn.softmax(whole / 4.0), rtol=1e-5, atol=1e-6)
+
+
+def test_lever_names_parse_into_config_overrides():
+  from benchmarks.client_methods import lever_overrides
+
+  assert lever_overrides("refm6_w05_sw3") == {
+    "ref_loss": "margin",
+    "ref_kappa": 6.0,
+    "weight": 0.5,
+    "robust.surrogate_weight": 3.0,
+  }
+  assert lever_overrides("refm6_w1_s600")["steps"] == 600
+  assert lever_overrides("b02") == {"budget": 0.2} and lever_overrides("b005") == {"budget": 0.05}
+  assert lever_overrides("w30") == {"weight": 30.0} and lever_overrides("max") == {"reduce": "max"}
+  for not_objective in ("margin", "sur2", "half4", "refm6x", "w30_"):
+    assert lever_overrides(not_objective) is None
