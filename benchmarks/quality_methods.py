@@ -121,6 +121,15 @@ METHODS = {
     {"loss": "margin", "_steps_scale": 1 / 3},
   ),
   "ucfp_weight10": ("ablation: reference-term weight 10 instead of 3", {"ltrc.weight": 10.0}),
+  # The margin loss reaches the same-architecture students, weight 10 lowers T: together?
+  "ucfp_margin_weight10": (
+    "ablation: margin loss (kappa 5) and reference-term weight 10",
+    {"loss": "margin", "ltrc.weight": 10.0},
+  ),
+  "ucfp_margin_k7_weight10": (
+    "ablation: margin loss with floor kappa 7 and reference-term weight 10",
+    {"loss": "margin", "kappa": 7.0, "ltrc.weight": 10.0},
+  ),
   "ucfp_data": (
     "ablation: examples started from training images the base puts in another class "
     "(init=data) instead of uniform noise",
