@@ -166,6 +166,8 @@ def test_profiles_pick_recipes_by_image_shape():
     assert recipe.optimizer == digits.setups[name][1].optimizer
     assert cifar.cheap_epochs < recipe.epochs < digits.setups[name][1].epochs
   assert cifar.default_recipe["avgcnn_wide"] == cifar.setups["avgcnn"][1]
+  # the thief fine-tunes at the owner's rate except on the CIFAR-10 BatchNorm CNN (SGD 0.05)
+  assert digits.thief_lr_scale == {} and cifar.thief_lr_scale == {"bncnn": 0.1}
   with pytest.raises(ValueError, match=r"image shape \(28, 28, 1\) is not one of"):
     clients.profile_of(data((28, 28, 1)))
 
