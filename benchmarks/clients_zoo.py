@@ -164,7 +164,8 @@ def build_setup(setup: str, data, cache: cm.Cache, max_k: int = 4) -> dict[str, 
   out["base"].append(base)
   bv = base.model.variables
   # The thief fine-tunes a pruned copy with the owner's recipe for 10 epochs on digits
-  # (2 on CIFAR-10), at a constant rate.
+  # (2 on CIFAR-10), at a constant rate (scaled by the profile's thief_lr_scale); the
+  # owner's surrogates below are fine-tuned the same way.
   ft = dataclasses.replace(
     recipe,
     epochs=prof.finetune_epochs,
