@@ -126,6 +126,11 @@ def main(argv):
     helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
+    # runs of half / a quarter of the epochs: the same for every K
+    half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []
+    quarter = (
+      train_runs(full // 4, range(3201, 3205), "quarter") if {"quarter4", "halfq8"} & parts else []
+    )
     for k in map(int, _KS.value):
       user = [e.model for e in zoo["reference"][:k]]
       plans = {
@@ -137,12 +142,6 @@ def main(argv):
         plans["heldout_full"] = (user[:-1] + helpers, user[-1:])
       if k < 2 and "fill2" in parts:
         plans["fill2"] = (user + train_runs(full, range(1101, 1103 - k), "ref") + helpers, [])
-      half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []
-      quarter = (
-        train_runs(full // 4, range(3201, 3205), "quarter")
-        if {"quarter4", "halfq8"} & parts
-        else []
-      )
       if "half4" in parts:
         plans["half4"] = (user + simple + half, [])
       if "quarter4" in parts:
