@@ -9,7 +9,9 @@ The zoo is extended (config.zoo.extended) with channel-pruned, int8-quantised
 and fine-tuned-on-other-data copies, and a scikit-learn MLP queried as a
 label-only black box; `--threat_model` adds every attack of THREAT_ATTACKS
 (pruning, fine-tuning, washing, new heads, quantisation, noise, distillation,
-extraction, adversarial training) and, for digits, the >= 20 THREAT_INNOCENTS. A
+extraction, adversarial training; on CIFAR-10 one strength per family,
+THREAT_ATTACKS_BY_DATASET) and, for digits and CIFAR-10 (an image folder of 32x32x3
+images counts as CIFAR-10), the >= 20 THREAT_INNOCENTS. A
 derived copy below 0.85 x the base's test accuracy is listed as not useful: neither
 a positive nor a miss. For each method: robustness R (over the magnitude-pruned
 copies, as in the paper), transferability T, Uniqueness Score, ROC AUC and
@@ -41,7 +43,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.quality_cache import cache_path  # noqa: E402
-from benchmarks.quality_methods import METHODS, THREAT_ATTACKS, THREAT_INNOCENTS  # noqa: E402
+from benchmarks.quality_methods import METHODS, threat_tables  # noqa: E402
 from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
@@ -67,20 +69,21 @@ _EXTENDED = flags.DEFINE_bool(
 _THREAT = flags.DEFINE_bool(
   "threat_model",
   False,
-  "the threat model of issue #17: every attack of THREAT_ATTACKS (unless --config.zoo.attacks "
-  "gives some) and, where THREAT_INNOCENTS has the dataset, its >= 20 innocents",
+  "the threat model of issue #17: every attack of THREAT_ATTACKS (THREAT_ATTACKS_BY_DATASET "
+  "where it has the dataset; unless --config.zoo.attacks gives some) and, where "
+  "THREAT_INNOCENTS has the dataset, its >= 20 innocents",
 )
 
 
 def apply_threat_model(config) -> None:
   """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model."""
+  attacks, innocents = threat_tables(config.dataset, config.image_shape)
   if not config.zoo.attacks:
-    config.zoo.attacks = THREAT_ATTACKS
-  dataset = config.dataset.split(":")[0]
-  if dataset in THREAT_INNOCENTS:
-    config.zoo.unassociated = THREAT_INNOCENTS[dataset]
+    config.zoo.attacks = attacks
+  if innocents:
+    config.zoo.unassociated = innocents
   else:
-    print(f"no THREAT_INNOCENTS for {dataset!r}: config.zoo.unassociated kept", flush=True)
+    print(f"no THREAT_INNOCENTS for {config.dataset!r}: config.zoo.unassociated kept", flush=True)
 
 
 # RC's variant pruning range (the same in every preset), used by the paper's methods.

@@ -23,7 +23,38 @@ THREAT_INNOCENTS = {
     "cnn_small:115,cnn_wide:116:full:10,"
     "sk_mlp:121:half_b,sk_logreg:122,sk_svm:123,sk_forest:124,sk_forest:125:half_a"
   ),
+  # Sized for 2 CPU cores (each VGG epoch ~4 min): 17 networks of 6 architectures at 1-5
+  # epochs, seeds and halves, and 4 scikit-learn black boxes (no SVM: O(n^2) at 50,000).
+  "cifar10": (
+    "vgg:101:full:2,vgg:102:full:2,vgg:105:half_b:2,vgg:106:half_a:2,vgg:107:full:3,"
+    "vgg:108:full:1,vgg_small:103:full:3,vgg_small:104:full:3,vgg_small:109:half_b:3,"
+    "vgg_small:110:full:5,vgg_small:111:half_a:3,resnet20:112:full:2,resnet20:113:half_b:2,"
+    "cnn_small:114:full:3,cnn_wide:115:full:3,lenet:116:full:3,mlp:117:full:5,"
+    "sk_mlp:121:half_b,sk_mlp:125,sk_logreg:122,sk_forest:124"
+  ),
 }
+# Per dataset where THREAT_ATTACKS is too dear: on CIFAR-10 (students train the base's 10
+# epochs, ~40 min each for a VGG) one strength per attack family and every family kept.
+THREAT_ATTACKS_BY_DATASET = {
+  "cifar10": (
+    "prune_layer:0.5,prune_channel:0.25,prune_channel:0.5,fine_prune:0.5,"
+    "prune_global:0.8:raw,finetune_all:same,finetune_all:other,finetune_last:same,"
+    "finetune_last:other,wash:same,new_head:all,quant:8,quant:4,noise:0.1,distill:same,"
+    "distill:mlp,extract:same:half_b,extract:same:aug,extract:mlp:half_b,advtrain:fgsm,"
+    "advtrain:pgd"
+  ),
+}
+# An image folder's threat tables, by its image shape.
+THREAT_SHAPES = {(8, 8, 1): "digits", (32, 32, 3): "cifar10"}
+
+
+def threat_tables(dataset: str, image_shape) -> tuple[str, str | None]:
+  """(attacks, innocents or None) of the threat model for `config.dataset` and
+  `config.image_shape` (H, W, C); an image folder takes its shape's dataset's."""
+  name = dataset.split(":")[0]
+  if name == "imagefolder":
+    name = THREAT_SHAPES.get(tuple(image_shape), name)
+  return THREAT_ATTACKS_BY_DATASET.get(name, THREAT_ATTACKS), THREAT_INNOCENTS.get(name)
 
 
 # The owner's students for the surrogate rows below.

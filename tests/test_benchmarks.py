@@ -256,3 +256,26 @@ def test_quality_fingerprint_cache_key_sees_every_generation_field():
   default = cache_path("/w", cfg, base, [])
   cfg.oversample = 1
   assert cache_path("/w", cfg, base, []) == default
+
+
+def test_threat_tables_parse_for_digits_and_cifar10():
+  """--threat_model's attacks and innocents are valid zoo specs; a 32x32x3 image folder
+  gets CIFAR-10's (>= 20 innocents, every attack family), digits its own."""
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_methods import THREAT_ATTACKS, threat_tables
+  from configs import ltrc
+  from ucfp.evaluation.attacks import parse_attacks
+  from ucfp.evaluation.checks import validate_config
+
+  families = {a.split(":")[0] for a in THREAT_ATTACKS.split(",")}
+  for preset, dataset in (("digits", "digits"), ("cifar10", "imagefolder:/x/cifar.tar.gz")):
+    cfg = ltrc.get_config(preset)
+    cfg.dataset = dataset
+    attacks, innocents = threat_tables(cfg.dataset, cfg.image_shape)
+    assert {a.split(":")[0] for a in attacks.split(",")} == families
+    assert len(innocents.split(",")) >= 20
+    cfg.zoo.attacks, cfg.zoo.unassociated = attacks, innocents
+    validate_config(cfg)  # raises on a spec the zoo cannot build
+    assert len(parse_attacks(attacks)) == len(attacks.split(","))
+  assert threat_tables("imagefolder:/x", (32, 32, 3)) == threat_tables("cifar10", (32, 32, 3))
+  assert threat_tables("mnist", (28, 28, 1))[1] is None
