@@ -179,6 +179,22 @@ METHODS = {
     "ablation: reference-term weight 10 and oversample=3",
     {"ltrc.weight": 10.0, "oversample": 3},
   ),
+  # Conferrable-style (Lukas et al., ICLR 2021): adversarial examples of real images
+  # within a small L-inf budget that transfer to the owner's students but not to the
+  # references; on the data, students follow the base more than off it.
+  "ucfp_cae_b01": (
+    "ablation: init=data, L-inf budget 0.1 around the start image, the owner's students "
+    "as surrogates (conferrable-style)",
+    {"init": "data", "budget": 0.1, "robust.surrogate_attacks": OWNER_STUDENTS},
+  ),
+  "ucfp_cae_b02": (
+    "ablation: ucfp_cae_b01 with budget 0.2",
+    {"init": "data", "budget": 0.2, "robust.surrogate_attacks": OWNER_STUDENTS},
+  ),
+  "ucfp_data_b02": (
+    "ablation: init=data and budget 0.2, no students (ucfp_cae_b02's control)",
+    {"init": "data", "budget": 0.2},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
