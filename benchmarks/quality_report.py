@@ -89,6 +89,12 @@ def markdown(dataset, results, descriptions) -> str:
   names = list(next(iter(results.values()))["per_model"])
   lines += [
     "",
+    "Per attack kind: useful copies detected / useful copies of all copies, and the lowest "
+    "match rate among the useful ones (a copy below 0.85x the base's test accuracy is not "
+    "useful: neither a hit nor a miss):",
+    "",
+    kind_table(results),
+    "",
     "Match rate per model:",
     "",
     "| model | kind | test acc | " + " | ".join(results) + " |",
@@ -99,6 +105,51 @@ def markdown(dataset, results, descriptions) -> str:
     cells = " | ".join(f"{r['per_model'][m]['match_rate']:.2f}" for r in results.values())
     kind = first["kind"] + ("" if first.get("useful", True) else " (not useful)")
     lines.append(f"| {m} | {kind} | {first['test_accuracy']:.4f} | {cells} |")
+  return "\n".join(lines)
+
+
+# Attack kinds of the per-kind summary, by the attack spec's name (pruned copies of the
+# paper's protocol have no spec: pruning).
+ATTACK_KINDS = {
+  "pruning": ("prune_global", "prune_layer", "prune_channel", "fine_prune"),
+  "fine-tuning": ("finetune_all", "finetune_last", "wash"),
+  "new head": ("new_head",),
+  "quantisation / noise": ("quant", "noise"),
+  "adversarial fine-tuning": ("advtrain",),
+  "distillation": ("distill",),
+  "extraction": ("extract",),
+}
+
+
+def attack_kind(entry: dict) -> str | None:
+  """The ATTACK_KINDS key of a per_model entry; None for an innocent."""
+  if entry["kind"] == "unassociated":
+    return None
+  name = entry.get("attack", "prune_global").split(":")[0]
+  return next(k for k, names in ATTACK_KINDS.items() if name in names)
+
+
+def kind_table(results: dict) -> str:
+  """Per method (rows) and attack kind (columns): useful copies detected by `verify` /
+  useful copies, and the lowest match rate among them; innocents: false alarms and the
+  highest match rate."""
+  per_model = next(iter(results.values()))["per_model"]
+  kinds = [k for k in ATTACK_KINDS if any(attack_kind(e) == k for e in per_model.values())]
+  lines = [
+    "| method | " + " | ".join(kinds) + " | innocents: false alarms, highest |",
+    "|---|" + "---|" * (len(kinds) + 1),
+  ]
+  for name, r in results.items():
+    cells = []
+    for k in kinds:
+      es = [e for e in r["per_model"].values() if attack_kind(e) == k]
+      useful = [e for e in es if e.get("useful", True)]
+      low = f", {min(e['match_rate'] for e in useful):.2f}" if useful else ""
+      cells.append(f"{sum(e['derived'] for e in useful)}/{len(useful)} of {len(es)}{low}")
+    inn = [e for e in r["per_model"].values() if attack_kind(e) is None]
+    top = max((e["match_rate"] for e in inn), default=float("nan"))
+    cells.append(f"{sum(e['derived'] for e in inn)} of {len(inn)}, {top:.2f}")
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 

@@ -279,3 +279,30 @@ def test_threat_tables_parse_for_digits_and_cifar10():
     assert len(parse_attacks(attacks)) == len(attacks.split(","))
   assert threat_tables("imagefolder:/x", (32, 32, 3)) == threat_tables("cifar10", (32, 32, 3))
   assert threat_tables("mnist", (28, 28, 1))[1] is None
+
+
+def test_kind_table_counts_useful_copies_per_attack_kind():
+  """The per-attack-kind summary: a not-useful copy is neither hit nor miss, pruned
+  copies without a spec count as pruning, innocents give false alarms and the max."""
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_report import kind_table
+
+  def e(kind, rate, derived, attack=None, useful=True):
+    return {
+      "kind": kind, "match_rate": rate, "derived": derived, "useful": useful,
+      **({"attack": attack} if attack else {}),
+    }  # fmt: skip
+
+  per_model = {
+    "pruned-0.5": e("pruned", 0.9, True),
+    "channel-pruned-0.5": e("derived", 0.4, False, "prune_channel:0.5:finetune"),
+    "washed-other-data": e("derived", 0.1, False, "wash:other", useful=False),
+    "finetuned-same-data": e("derived", 0.7, True, "finetune_all:same"),
+    "distilled-mlp-T4": e("derived", 0.05, False, "distill:mlp:4"),
+    "innocent-a": e("unassociated", 0.12, True),
+    "innocent-b": e("unassociated", 0.03, False),
+  }
+  table = kind_table({"m": {"per_model": per_model}})
+  header, _, row = table.splitlines()
+  assert header.split(" | ")[1:4] == ["pruning", "fine-tuning", "distillation"]
+  assert row == "| m | 1/2 of 2, 0.40 | 1/1 of 2, 0.70 | 0/1 of 1, 0.05 | 1 of 2, 0.12 |"
