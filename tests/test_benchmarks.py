@@ -62,6 +62,19 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
   figs = sorted(os.listdir(tmp_path / "results" / "quality-digits-figures"))
   assert figs == ["match_rates.png", "match_vs_prune.png", "report.md", "roc.png"]
   assert q["methods"]["ucfp"]["per_model"]["pruned-0.5"]["rate"] == 0.5
+  # The students' evidence restores the same zoo: the halves partition the train split.
+  _run(
+    ["benchmarks/student_labels.py", "--config=configs/ltrc.py:tiny", f"--workdir={work}"]
+    + ["--nothreat_model"],
+    tmp_path,
+  )
+  s = json.load(open(tmp_path / "results" / "students-digits.json"))
+  labels = s["labels"]
+  assert (
+    labels["half_a"]["queries"] + labels["half_b (extraction's queries)"]["queries"]
+    == (labels["train (distillation's images)"]["queries"])
+  )
+  assert all(0 <= v["fraction"] <= 1 for v in labels.values())
 
 
 def test_quality_figures_from_committed_results(tmp_path):

@@ -1,0 +1,154 @@
+"""What a student of the base learns beyond the task: the measured reason behind the
+threat model's students (issue #17).
+
+    python benchmarks/student_labels.py --config=configs/ltrc.py --workdir=W --tag=digits
+    python benchmarks/student_labels.py --config=configs/ltrc.py:cifar10 \
+      --config.dataset=imagefolder:../shared/data/cifar10-jpeg.tar.gz --workdir=W --tag=cifar10
+
+A label-extracted student trains on the base's hard labels for the thief's queries.
+Where those labels are the true ones, its training set is an innocent's (the same
+images, the same labels): it carries nothing of the base, and no fingerprint can tell
+it from an innocent trained on those images without accusing that innocent as well.
+So the first table counts, per query set, the labels the base gets wrong: the only
+bits of the base in the student's data. A distilled student also sees the base's soft
+labels (temperature 4); the second table measures how far they are from a
+same-architecture innocent's (total variation, mean over the train images) against
+how far two such innocents are from each other: the part of the soft labels that is
+the base's own.
+
+Restores the zoo of `benchmarks/quality.py --threat_model` from --workdir (training
+whatever is missing). Writes benchmarks/results/students-<tag>.json and .md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import write_results  # noqa: E402
+from benchmarks.quality_methods import threat_tables  # noqa: E402
+from ucfp.core.predict import predict_logits  # noqa: E402
+from ucfp.evaluation.attacks.distill import augmented_queries  # noqa: E402
+from ucfp.evaluation.checks import validate_config  # noqa: E402
+from ucfp.evaluation.data import load_dataset, split_halves  # noqa: E402
+from ucfp.evaluation.zoo import build_zoo, parse_model_list  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "the quality run's config")
+_WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "the quality run's work directory")
+_TAG = flags.DEFINE_string("tag", None, "results name suffix (default: the dataset)")
+_TEMPERATURE = flags.DEFINE_float("temperature", 4.0, "the distillation temperature")
+_THREAT = flags.DEFINE_bool(
+  "threat_model", True, "the zoo of quality.py --threat_model (else the config's own zoo)"
+)
+# ZooBuilder's split of the train split into the halves half_a / half_b.
+HALVES_SEED = 12345
+
+
+def label_errors(pred: np.ndarray, truth: np.ndarray) -> dict:
+  """How many of the labels `pred` (n,) differ from `truth` (n,)."""
+  wrong = int(np.sum(np.asarray(pred) != np.asarray(truth)))
+  return {"queries": len(truth), "wrong": wrong, "fraction": wrong / max(len(truth), 1)}
+
+
+def softened(logits: np.ndarray, temperature: float) -> np.ndarray:
+  """Softmax of logits (n, K) / temperature, float64 (n, K)."""
+  z = np.asarray(logits, np.float64) / temperature
+  z -= z.max(-1, keepdims=True)
+  p = np.exp(z)
+  return p / p.sum(-1, keepdims=True)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+  """Mean over rows of 0.5 * sum |p - q| for probabilities p, q (n, K)."""
+  return float(np.mean(0.5 * np.abs(p - q).sum(-1)))
+
+
+def _same_arch_innocents(config, zoo) -> dict:
+  """{label: ZooModel} of the innocents of the base's architecture trained on the full
+  train split (label: the name, and the epochs where they differ from the base's)."""
+  by_name = {m.name: m for m in zoo.unassociated}
+  out = {}
+  for e in parse_model_list(config.zoo.unassociated, "config.zoo.unassociated", True):
+    name = f"innocent-{e.arch}-s{e.seed}"
+    if e.arch == config.model and e.subset == "full" and name in by_name:
+      out[name + (f" ({e.epochs} epochs)" if e.epochs else "")] = by_name[name]
+  return out
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  if _THREAT.value:
+    config.zoo.attacks, innocents = threat_tables(config.dataset, config.image_shape)
+    config.zoo.unassociated = innocents or config.zoo.unassociated
+  validate_config(config)
+  data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
+  zoo = build_zoo(config, data, _WORKDIR.value)
+  base = zoo.base.model
+  logits = lambda m, x: np.asarray(predict_logits(m.apply_fn, m.variables, x))
+  train_pred = logits(base, data.train_x).argmax(-1)
+  half_a, half_b = split_halves(len(data.train_x), seed=HALVES_SEED)
+  aug_x = augmented_queries(data.train_x[half_b])
+  aug_truth = np.concatenate([data.train_y[half_b]] * 2)
+  labels = {
+    "train (distillation's images)": label_errors(train_pred, data.train_y),
+    "half_a": label_errors(train_pred[half_a], data.train_y[half_a]),
+    "half_b (extraction's queries)": label_errors(train_pred[half_b], data.train_y[half_b]),
+    "aug (half_b + a flipped, shifted copy)": label_errors(
+      logits(base, aug_x).argmax(-1), aug_truth
+    ),
+    "test (for comparison)": label_errors(logits(base, data.test_x).argmax(-1), data.test_y),
+  }
+  t = _TEMPERATURE.value
+  peers = _same_arch_innocents(config, zoo)
+  soft = {n: softened(logits(m.model, data.train_x), t) for n, m in peers.items()}
+  base_soft = softened(logits(base, data.train_x), t)
+  base_vs = {n: total_variation(base_soft, p) for n, p in soft.items()}
+  between = {
+    f"{a} / {b}": total_variation(soft[a], soft[b]) for a, b in itertools.combinations(soft, 2)
+  }
+  payload = {
+    "dataset": config.dataset,
+    "base": base.name,
+    "labels": labels,
+    "temperature": t,
+    "tv_base_vs_innocent": base_vs,
+    "tv_innocent_pairs": between,
+  }
+  lines = [
+    f"# What a student learns of the base: {config.dataset}",
+    "",
+    f"Base `{base.name}`. The base's hard labels on each query set against the true "
+    "labels: an extracted student's data differs from an innocent's (same images, true "
+    "labels) only where the base is wrong.",
+    "",
+    "| query set | queries | base label wrong | fraction |",
+    "|---|---|---|---|",
+    *(f"| {k} | {v['queries']} | {v['wrong']} | {v['fraction']:.4f} |" for k, v in labels.items()),
+    "",
+    f"Soft labels at temperature {t:g} over the {len(data.train_x)} train images (base: "
+    f"{config.train.epochs} epochs): mean "
+    "total variation between the base's and each same-architecture innocent's (what a "
+    "distilled student sees that the innocent would not), and between two innocents "
+    "(what any two independent trainings differ by).",
+    "",
+    "| pair | mean total variation |",
+    "|---|---|",
+    *(f"| base / {n} | {v:.4f} |" for n, v in base_vs.items()),
+    *(f"| {n} | {v:.4f} |" for n, v in between.items()),
+  ]
+  print("\n".join(lines))
+  print(
+    "wrote", *write_results(f"students-{_TAG.value or config.dataset}", payload, "\n".join(lines))
+  )
+
+
+if __name__ == "__main__":
+  app.run(main)
