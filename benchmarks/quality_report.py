@@ -3,7 +3,8 @@ FPR, misses and false alarms, the markdown report, and its figures.
 
     python benchmarks/quality_report.py benchmarks/results/quality-<tag>.json
 
-draws the figures of an existing results file into quality-<tag>-figures/.
+draws the figures of an existing results file into quality-<tag>-figures/ and prints
+each method's ROC AUC over all useful derived copies, the weight copies and the students.
 """
 
 from __future__ import annotations
@@ -40,6 +41,29 @@ def tpr_at_fpr(pos, neg, fpr=0.01) -> float:
   return best
 
 
+def is_student(entry: dict) -> bool:
+  """A per_model entry of a copy trained from scratch on the base's outputs (distilled,
+  extracted), which inherits none of its weights."""
+  return entry.get("attack", "").split(":")[0] in ("distill", "extract")
+
+
+def auc_split(per_model: dict) -> dict:
+  """ROC AUC of the match rate, useful derived copies vs innocents: over all of them,
+  over the copies that inherit the base's weights (pruned, fine-tuned, quantised, ...),
+  and over the students alone (nan where a group is empty)."""
+  neg = [e["match_rate"] for e in per_model.values() if e["kind"] == "unassociated"]
+  pos = [e for e in per_model.values() if e["kind"] != "unassociated" and e.get("useful", True)]
+  groups = {
+    "auc": pos,
+    "auc_weight_copies": [e for e in pos if not is_student(e)],
+    "auc_students": [e for e in pos if is_student(e)],
+  }
+  return {
+    k: roc_auc([e["match_rate"] for e in g], neg) if g and neg else float("nan")
+    for k, g in groups.items()
+  }
+
+
 def score_method(fps, zoo, seconds) -> dict:
   rep = evaluate(fps, zoo)
   derived = rep["pruned"] + rep.get("derived", [])
@@ -63,7 +87,7 @@ def score_method(fps, zoo, seconds) -> dict:
     "robustness": rep["robustness"],
     "transferability": rep["transferability"],
     "uniqueness_score": rep["uniqueness_score"],
-    "auc": roc_auc(pos, neg),
+    **auc_split(per_model),
     "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg),
     "misses": sum(not e["derived"] for e in thefts),
     "not_useful": sorted(e["name"] for e in derived if not e.get("useful", True)),
@@ -77,15 +101,25 @@ def score_method(fps, zoo, seconds) -> dict:
 def markdown(dataset, results, descriptions) -> str:
   lines = [
     f"# Fingerprint quality: {dataset}\n",
-    "| method | R | T | US | AUC | TPR@1%FPR | misses | false alarms | seconds |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| method | R | T | US | AUC | AUC weight copies / students | TPR@1%FPR | misses | "
+    "false alarms | seconds |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for name, r in results.items():
+    split = auc_split(r["per_model"])
     lines.append(
       f"| {name}: {descriptions[name]} | {r['robustness']:.3f} | {r['transferability']:.3f} | "
-      f"**{r['uniqueness_score']:.3f}** | {r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
+      f"**{r['uniqueness_score']:.3f}** | {r['auc']:.3f} | {split['auc_weight_copies']:.3f} / "
+      f"{split['auc_students']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
       f"{r['misses']} | {r['false_alarms']} | {r['seconds']:.1f} |"
     )
+  lines += [
+    "",
+    "AUC: the match rate as a score of every useful derived copy vs the innocents; weight "
+    "copies: the copies that inherit the base's weights (pruned, fine-tuned, quantised, new "
+    "head, adversarially fine-tuned); students: distilled and extracted copies, trained "
+    "from scratch on the base's outputs.",
+  ]
   names = list(next(iter(results.values()))["per_model"])
   lines += [
     "",
@@ -230,3 +264,6 @@ def write_figures(json_path: str) -> list[str]:
 if __name__ == "__main__":
   for arg in sys.argv[1:]:
     print("wrote", *write_figures(arg))
+    for name, r in json.load(open(arg))["methods"].items():
+      split = ", ".join(f"{k} {v:.3f}" for k, v in auc_split(r["per_model"]).items())
+      print(f"{name}: {split}")

@@ -319,3 +319,22 @@ def test_kind_table_counts_useful_copies_per_attack_kind():
   header, _, row = table.splitlines()
   assert header.split(" | ")[1:4] == ["pruning", "fine-tuning", "distillation"]
   assert row == "| m | 1/2 of 2, 0.40 | 1/1 of 2, 0.70 | 0/1 of 1, 0.05 | 1 of 2, 0.12 |"
+
+
+def test_auc_split_separates_weight_copies_from_students():
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_report import auc_split
+
+  per_model = {
+    "pruned-0.5": {"kind": "pruned", "match_rate": 0.9},
+    "noise-0.1": {"kind": "derived", "match_rate": 0.8, "attack": "noise:0.1"},
+    "washed": {"kind": "derived", "match_rate": 0.0, "attack": "wash:other", "useful": False},
+    "distilled": {"kind": "derived", "match_rate": 0.02, "attack": "distill:mlp:4"},
+    "extracted": {"kind": "derived", "match_rate": 0.30, "attack": "extract:same:aug"},
+    "innocent-a": {"kind": "unassociated", "match_rate": 0.05},
+    "innocent-b": {"kind": "unassociated", "match_rate": 0.02},
+  }
+  s = auc_split(per_model)
+  assert s["auc_weight_copies"] == 1.0
+  assert s["auc_students"] == (0.25 + 1.0) / 2  # 0.02: below a, tied with b; 0.30: above both
+  assert s["auc"] == (2 * 1.0 + 0.25 + 1.0) / 4  # the not-useful copy is left out
