@@ -9,8 +9,8 @@ independently trained models (benchmarks/results/clients-digits.md). This config
 the recipe measured there (`ucfp_own`: US >= 0.85, T <= 0.10 and no false alarm on
 3 client models with K = 2 or 4; with K <= 1 one to three same-family innocents still followed
 the fingerprints on 2 of them; on the CIFAR-10 avg-pool client, met at K = 1, 2, 4:
-benchmarks/results/clients-cifar10.md; on its BatchNorm client at K = 0 and 4:
-clients-cifar10-bncnn.md); pass as `reference=` the user's K >= 2 models plus
+benchmarks/results/clients-cifar10.md; on its BatchNorm client at K = 0, 1, 2, 4:
+clients-cifar10-bncnn-all.md); pass as `reference=` the user's K >= 2 models plus
 
 - `ucfp.simple_references(train_x, train_y)`: a linear model, an MLP and a small CNN;
 - 4 short runs (a tenth of the epochs) of the user's own training, other seeds
