@@ -6,6 +6,7 @@ Fingerprinting of Neural Networks" (Wang et al., IJCAI 2021, arXiv 2105.07078).
 
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.generation import fingerprint
+from ucfp.core.mistakes import mistake_fingerprints
 from ucfp.core.progress import show_progress
 from ucfp.core.scoring import (
   UniquenessReport,
@@ -25,6 +26,7 @@ __all__ = [
   "Verdict",
   "fingerprint",
   "match_rate",
+  "mistake_fingerprints",
   "null_rate_upper_bound",
   "show_progress",
   "simple_references",

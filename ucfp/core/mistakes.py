@@ -1,0 +1,100 @@
+"""Fingerprints from the model's own mistakes on labelled images (beyond the paper).
+
+A student trained on a model's outputs (distillation, label-only extraction) learns
+the model's labels on its queries, mistakes included; an independently trained model
+saw the true labels. So the images of the owner's training set that the model labels
+wrongly, and that no reference model labels the same way, carry the model's own
+labels: characteristic examples that need no optimisation. They complement
+`ucfp.fingerprint`'s (which reach copies of the weights, not students): where the
+model fits its training set exactly (8x8 digits) there are none, and a student's
+training data is then an innocent's (benchmarks/results/students-digits-threat.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.predict import predict_logits
+from ucfp.core.scoring import Suspect, predict_labels
+from ucfp.core.types import Model
+
+
+def select_mistakes(
+  probs: np.ndarray, labels: np.ndarray, ref_labels: np.ndarray, num: int
+) -> np.ndarray:
+  """Indices (at most num,) of the images whose model label (argmax of probs) is not
+  their true label and is given by no reference, the model's most confident first.
+
+  Args:
+    probs: (n, K) the model's probabilities (or any scores monotone per row).
+    labels: (n,) the true labels.
+    ref_labels: (R, n) the reference models' labels.
+    num: how many to keep.
+  """
+  probs, labels, ref_labels = np.asarray(probs), np.asarray(labels), np.asarray(ref_labels)
+  pred = probs.argmax(-1)
+  candidates = (pred != labels) & ~np.any(ref_labels == pred[None], axis=0)
+  idx = np.nonzero(candidates)[0]
+  confidence = probs[idx, pred[idx]]
+  return idx[np.argsort(-confidence, kind="stable")[:num]]
+
+
+def mistake_fingerprints(
+  model: Model,
+  images: np.ndarray,
+  labels: np.ndarray,
+  *,
+  reference: Sequence[Suspect],
+  num: int = 100,
+) -> Fingerprints:
+  """`num` fingerprints (images, the model's labels) from the model's mistakes.
+
+  Args:
+    model: the owner's model (white-box: its logits rank the mistakes).
+    images: (n, H, W, C) float32 in [0, 1], labelled images, e.g. the training set.
+    labels: (n,) their true labels, ints in [0, K).
+    reference: independently trained models (Model or label callables); at least one:
+      without, the mistakes kept are the ones most models make.
+    num: N, the number of fingerprints.
+
+  Raises:
+    ValueError: (before any compute) bad shapes, negative or non-integer labels, num,
+      no reference; (after predicting) a label beyond the model's classes, fewer than
+      num usable mistakes.
+  """
+  images, labels = np.asarray(images), np.asarray(labels)
+  if images.ndim != 4 or labels.shape != (len(images),):
+    raise ValueError(
+      f"images must be (n, H, W, C) and labels (n,); got {images.shape} and {labels.shape}"
+    )
+  if labels.dtype.kind not in "iu" or (len(labels) and labels.min() < 0):
+    raise ValueError("labels must be non-negative integers (the true classes)")
+  if isinstance(num, bool) or not isinstance(num, int | np.integer) or num < 1:
+    raise ValueError(f"num={num!r} must be a positive integer")
+  if len(reference) == 0:
+    raise ValueError(
+      "reference: mistake_fingerprints needs at least one independently trained model "
+      "(without, the mistakes kept are the ones most models make)"
+    )
+  logits = np.asarray(predict_logits(model.apply_fn, model.variables, images), np.float64)
+  k = logits.shape[1]
+  if labels.max(initial=0) >= k:
+    raise ValueError(f"labels must be in [0, {k}) (the model has {k} classes)")
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  refs = np.stack([predict_labels(r, images, k) for r in reference])
+  idx = select_mistakes(probs, labels, refs, num)
+  if len(idx) < num:
+    wrong = int(np.sum(probs.argmax(-1) != labels))
+    raise ValueError(
+      f"num={num}: the model labels {wrong} of {len(labels)} images wrongly and {len(idx)} "
+      "of those as no reference does; too few for the fingerprints (a model that fits "
+      "these images carries no mistakes to copy)"
+    )
+  x = images[idx].astype(np.float32)
+  y = probs.argmax(-1)[idx].astype(np.int32)
+  meta = {"method": "mistakes", "num_classes": k, "steps_run": 0, "candidates": int(len(idx))}
+  return Fingerprints(x, y, meta)
