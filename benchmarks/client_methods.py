@@ -107,6 +107,11 @@ METHODS = {
   "ucfp_b3": ("ucfp, L-inf budget 0.3 around the noise", {"budget": 0.3}),
   "ucfp_r1": ("ucfp, high-pass radius 1", {"ltrc.radius": 1.0}),
   "ucfp_r15": ("ucfp, high-pass radius 1.5", {"ltrc.radius": 1.5}),
+  "mistakes": (
+    "the base's own mistakes on its training images that no reference shares "
+    "(ucfp.mistake_fingerprints; configs/own.py's references): for the students",
+    {"_refs": "own", "_mistakes": True},
+  ),
   "ucfp_p05": ("ucfp, variants pruned at U[0, 0.5]", {"robust.prune_rate": (0.0, 0.5)}),
   "ucfp_nomask": ("ucfp, variants: weight noise only", {"robust.mask": "none"}),
 }
@@ -115,6 +120,11 @@ METHODS = {
 def uses_surrogate(method: str) -> bool:
   """Whether `method` passes the owner's own pruned, fine-tuned copy as a surrogate."""
   return METHODS[method][1].get("_surrogate", False)
+
+
+def uses_mistakes(method: str) -> bool:
+  """Whether `method` takes ucfp.mistake_fingerprints (its config only names the run)."""
+  return METHODS[method][1].get("_mistakes", False)
 
 
 def refs_of(method: str) -> str:
@@ -129,7 +139,8 @@ def method_config(method: str, image_shape, k: int, n: int):
   (the same run as its `same` twin)."""
   if method not in METHODS:
     raise ValueError(f"--methods: {method!r} is not one of {', '.join(METHODS)}")
-  over = {k_: v for k_, v in METHODS[method][1].items() if k_ not in ("_refs", "_surrogate")}
+  drop = ("_refs", "_surrogate", "_mistakes")
+  over = {k_: v for k_, v in METHODS[method][1].items() if k_ not in drop}
   if k == 0 and refs_of(method) == "mixed":
     return None
   module = over.pop("_config", ltrc)

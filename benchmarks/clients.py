@@ -38,7 +38,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
-from benchmarks.client_methods import METHODS, method_config, refs_of, uses_surrogate  # noqa: E402
+from benchmarks.client_methods import (  # noqa: E402
+  METHODS,
+  method_config,
+  refs_of,
+  uses_mistakes,
+  uses_surrogate,
+)
 from benchmarks.clients_report import markdown  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
@@ -114,20 +120,27 @@ def main(argv):
       rates = config.robust.surrogates
       surs = surrogates(zoo, rates) if uses_surrogate(method) else []
       ident = (config.to_json(), tuple(r.name for r in refs + surs))
-      if ident not in done:
-        fps = fingerprints.get_or_make(
-          setup,
-          ident,
-          [base, *refs, *surs],
-          lambda config=config, refs=refs, surs=surs, base=base: ucfp.fingerprint(
-            base,
-            config,
-            key=jax.random.PRNGKey(0),
-            reference=refs,
-            surrogates=surs,
-            starts=data.train_x if config.init == "data" else None,
-          ),
+      make = lambda config=config, refs=refs, surs=surs, base=base: ucfp.fingerprint(
+        base,
+        config,
+        key=jax.random.PRNGKey(0),
+        reference=refs,
+        surrogates=surs,
+        starts=data.train_x if config.init == "data" else None,
+      )
+      if uses_mistakes(method):
+        ident = ("mistakes", _N.value, tuple(r.name for r in refs))
+        make = lambda refs=refs, base=base: ucfp.mistake_fingerprints(
+          base, data.train_x, data.train_y, reference=refs, num=_N.value
         )
+      if ident not in done:
+        try:
+          fps = fingerprints.get_or_make(setup, ident, [base, *refs, *surs], make)
+        except ValueError as e:  # mistakes: too few (a base that fits its training set)
+          if not uses_mistakes(method):
+            raise
+          print(f"{setup:8s} {method:18s} K={k} skipped: {e}", flush=True)
+          continue
         # generate_seconds: as stored with the fingerprints (this run's if made now)
         done[ident] = {**score(fps, zoo), "generate_seconds": fps.meta["seconds"]}
       row = done[ident]

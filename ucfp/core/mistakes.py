@@ -12,6 +12,7 @@ training data is then an innocent's (benchmarks/results/students-digits-threat.m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,6 +80,7 @@ def mistake_fingerprints(
       "reference: mistake_fingerprints needs at least one independently trained model "
       "(without, the mistakes kept are the ones most models make)"
     )
+  t0 = time.perf_counter()
   logits = np.asarray(predict_logits(model.apply_fn, model.variables, images), np.float64)
   k = logits.shape[1]
   if labels.max(initial=0) >= k:
@@ -96,5 +98,10 @@ def mistake_fingerprints(
     )
   x = images[idx].astype(np.float32)
   y = probs.argmax(-1)[idx].astype(np.int32)
-  meta = {"method": "mistakes", "num_classes": k, "steps_run": 0, "candidates": int(len(idx))}
+  meta = {
+    "method": "mistakes",
+    "num_classes": k,
+    "steps_run": 0,
+    "seconds": time.perf_counter() - t0,
+  }
   return Fingerprints(x, y, meta)
