@@ -140,6 +140,7 @@ def main(argv):
           if not uses_mistakes(method):
             raise
           print(f"{setup:8s} {method:18s} K={k} skipped: {e}", flush=True)
+          results[setup].setdefault("skipped", {})[f"{method}/K={k}"] = str(e)
           continue
         # generate_seconds: as stored with the fingerprints (this run's if made now)
         done[ident] = {**score(fps, zoo), "generate_seconds": fps.meta["seconds"]}

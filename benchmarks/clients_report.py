@@ -52,6 +52,11 @@ def markdown(out: dict, dataset: str) -> str:
         lines.append(_row(setup, f"{method}/K=any", runs[0]))
         continue
       lines += [_row(setup, n, res["runs"][n]) for n in names]
+  skipped = [
+    (s, n, why) for s, res in out["setups"].items() for n, why in res.get("skipped", {}).items()
+  ]
+  if skipped:
+    lines += ["", "Not run:", ""] + [f"- {s} {n}: {why}" for s, n, why in skipped]
   lines += ["", "## Models", ""]
   for setup, res in out["setups"].items():
     accs = ", ".join(f"{n} {a:.3f}" for n, a in res["test_accuracy"].items())

@@ -115,6 +115,9 @@ def test_markdown_collapses_rows_that_do_not_depend_on_k():
   md = markdown(out, "digits")
   assert "| s | rc | any |" in md and "| s | rc | 0 |" not in md
   assert "| s | ucfp | 0 |" in md and "| s | ucfp | 4 |" in md
+  assert "Not run" not in md
+  out["setups"]["s"]["skipped"] = {"mistakes/K=0": "too few"}
+  assert "- s mistakes/K=0: too few" in markdown(out, "digits")
 
 
 def test_cache_restores_what_it_stored_and_quantize_keeps_levels(tmp_path):
