@@ -50,6 +50,7 @@ from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.core import progress  # noqa: E402
 from ucfp.core.fingerprints import Fingerprints  # noqa: E402
 from ucfp.core.generation import fingerprint  # noqa: E402
+from ucfp.core.mistakes import mistake_fingerprints  # noqa: E402
 from ucfp.evaluation.checks import validate_config  # noqa: E402
 from ucfp.evaluation.data import load_dataset  # noqa: E402
 from ucfp.evaluation.zoo import build_surrogates, build_zoo  # noqa: E402
@@ -189,15 +190,27 @@ def main(argv):
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
   zoo = build_zoo(config, data, _WORKDIR.value)
   names = [n for n in (_METHODS.value or list(METHODS)) if n not in _SKIP.value]
-  results, cache = {}, {}
+  results, cache, skipped = {}, {}, {}
   for name in progress.bar(names, desc="methods", unit="method"):
     desc, overrides = METHODS[name]
     cfg = _override(config, overrides)
     refs = _references(zoo, config.model, overrides.get("_base_refs"))
-    surs, sur_seconds = _surrogates(zoo, cfg, config, data)
-    fps, seconds = generate_cached(
-      _WORKDIR.value, cfg, zoo, refs, data.info.image_shape, surs, data.train_x
-    )
+    if overrides.get("_mistakes"):  # no generation: the base's own mistakes
+      t = time.perf_counter()
+      try:
+        fps = mistake_fingerprints(
+          zoo.base.model, data.train_x, data.train_y, reference=refs, num=cfg.num_fingerprints
+        )
+      except ValueError as e:  # a base that fits its training set has too few
+        skipped[name] = str(e)
+        progress.note(f"{name}: skipped: {e}")
+        continue
+      seconds, sur_seconds = time.perf_counter() - t, 0.0
+    else:
+      surs, sur_seconds = _surrogates(zoo, cfg, config, data)
+      fps, seconds = generate_cached(
+        _WORKDIR.value, cfg, zoo, refs, data.info.image_shape, surs, data.train_x
+      )
     seconds += sur_seconds
     if overrides.get("_uint8"):  # the same fingerprints as ucfp, rounded: no new generation
       fps, seconds = fps.quantized(), (0.0 if "ucfp" in cache else seconds)
@@ -209,6 +222,8 @@ def main(argv):
       f"US {r['uniqueness_score']:.3f} misses {r['misses']} false alarms {r['false_alarms']} "
       f"({r['seconds']:.1f} s)"
     )
+  if not results:
+    raise SystemExit(f"no method ran: {skipped}")
   results = {n: results[n] for n in METHODS if n in results}  # table order, however run
   best = max(
     (n for n in results if not _is_ablation(n)),
@@ -218,6 +233,8 @@ def main(argv):
   model_seconds = sum(m.built_seconds for m in zoo.all())
   total = model_seconds + sum(cache.values())
   md = markdown(config.dataset, results, {n: METHODS[n][0] for n in results})
+  if skipped:
+    md += "\n\nNot run:\n\n" + "\n".join(f"- {n}: {why}" for n, why in skipped.items())
   ablation_seconds = sum(v for n, v in cache.items() if _is_ablation(n))
   md += (
     f"\n\nBest: **{best}**.\n\nCost from an empty cache: {total / 60:.1f} min "
@@ -238,6 +255,7 @@ def main(argv):
         m.name: {"kind": m.kind, "test_accuracy": m.test_accuracy, "train_seconds": m.built_seconds}
         for m in zoo.all()
       },
+      "skipped": skipped,
       "model_seconds": model_seconds,
       "total_seconds": total,
       "ablation_seconds": ablation_seconds,

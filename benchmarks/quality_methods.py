@@ -195,6 +195,12 @@ METHODS = {
     "ablation: init=data and budget 0.2, no students (ucfp_cae_b02's control)",
     {"init": "data", "budget": 0.2},
   ),
+  # Not generated: the base's own mistakes on its training images that no reference
+  # shares (ucfp.mistake_fingerprints), for the students; skipped where too few.
+  "mistakes": (
+    "the base's mistakes on its training images that no reference shares (no generation)",
+    {"_mistakes": True},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
