@@ -156,11 +156,12 @@ ATTACK_KINDS = {
 
 
 def attack_kind(entry: dict) -> str | None:
-  """The ATTACK_KINDS key of a per_model entry; None for an innocent."""
+  """The ATTACK_KINDS key of a per_model entry (`other` for an attack it does not list);
+  None for an innocent."""
   if entry["kind"] == "unassociated":
     return None
   name = entry.get("attack", "prune_global").split(":")[0]
-  return next(k for k, names in ATTACK_KINDS.items() if name in names)
+  return next((k for k, names in ATTACK_KINDS.items() if name in names), "other")
 
 
 def kind_table(results: dict) -> str:
@@ -168,7 +169,9 @@ def kind_table(results: dict) -> str:
   useful copies, and the lowest match rate among them; innocents: false alarms and the
   highest match rate."""
   per_model = next(iter(results.values()))["per_model"]
-  kinds = [k for k in ATTACK_KINDS if any(attack_kind(e) == k for e in per_model.values())]
+  kinds = [
+    k for k in (*ATTACK_KINDS, "other") if any(attack_kind(e) == k for e in per_model.values())
+  ]
   lines = [
     "| method | " + " | ".join(kinds) + " | innocents: false alarms, highest |",
     "|---|" + "---|" * (len(kinds) + 1),

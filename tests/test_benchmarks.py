@@ -321,6 +321,8 @@ def test_kind_table_counts_useful_copies_per_attack_kind():
   header, _, row = table.splitlines()
   assert header.split(" | ")[1:4] == ["pruning", "fine-tuning", "distillation"]
   assert row == "| m | 1/2 of 2, 0.40 | 1/1 of 2, 0.70 | 0/1 of 1, 0.05 | 1 of 2, 0.12 |"
+  per_model["future"] = e("derived", 0.5, True, "some_new_attack:1")  # listed, not a crash
+  assert kind_table({"m": {"per_model": per_model}}).splitlines()[0].count("| other |") == 1
 
 
 def test_auc_split_separates_weight_copies_from_students():
