@@ -106,11 +106,10 @@ def markdown(dataset, results, descriptions) -> str:
     "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for name, r in results.items():
-    split = auc_split(r["per_model"])
     lines.append(
       f"| {name}: {descriptions[name]} | {r['robustness']:.3f} | {r['transferability']:.3f} | "
-      f"**{r['uniqueness_score']:.3f}** | {r['auc']:.3f} | {split['auc_weight_copies']:.3f} / "
-      f"{split['auc_students']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
+      f"**{r['uniqueness_score']:.3f}** | {r['auc']:.3f} | {r['auc_weight_copies']:.3f} / "
+      f"{r['auc_students']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
       f"{r['misses']} | {r['false_alarms']} | {r['seconds']:.1f} |"
     )
   lines += [

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.quality_methods import threat_tables  # noqa: E402
 from ucfp.core.predict import predict_logits  # noqa: E402
-from ucfp.evaluation.attacks.distill import augmented_queries  # noqa: E402
+from ucfp.evaluation.attacks.distill import augmented_queries, teacher_probs  # noqa: E402
 from ucfp.evaluation.checks import validate_config  # noqa: E402
 from ucfp.evaluation.data import load_dataset, split_halves  # noqa: E402
 from ucfp.evaluation.zoo import build_zoo, parse_model_list  # noqa: E402
@@ -55,14 +55,6 @@ def label_errors(pred: np.ndarray, truth: np.ndarray) -> dict:
   """How many of the labels `pred` (n,) differ from `truth` (n,)."""
   wrong = int(np.sum(np.asarray(pred) != np.asarray(truth)))
   return {"queries": len(truth), "wrong": wrong, "fraction": wrong / max(len(truth), 1)}
-
-
-def softened(logits: np.ndarray, temperature: float) -> np.ndarray:
-  """Softmax of logits (n, K) / temperature, float64 (n, K)."""
-  z = np.asarray(logits, np.float64) / temperature
-  z -= z.max(-1, keepdims=True)
-  p = np.exp(z)
-  return p / p.sum(-1, keepdims=True)
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
@@ -93,7 +85,9 @@ def main(argv):
   zoo = build_zoo(config, data, _WORKDIR.value)
   base = zoo.base.model
   logits = lambda m, x: np.asarray(predict_logits(m.apply_fn, m.variables, x))
-  train_pred = logits(base, data.train_x).argmax(-1)
+  t = _TEMPERATURE.value
+  base_soft = teacher_probs(base, data.train_x, t)  # the distillation targets
+  train_pred = base_soft.argmax(-1)
   half_a, half_b = split_halves(len(data.train_x), seed=HALVES_SEED)
   aug_x = augmented_queries(data.train_x[half_b])
   aug_truth = np.concatenate([data.train_y[half_b]] * 2)
@@ -106,10 +100,8 @@ def main(argv):
     ),
     "test (for comparison)": label_errors(logits(base, data.test_x).argmax(-1), data.test_y),
   }
-  t = _TEMPERATURE.value
   peers = _same_arch_innocents(config, zoo)
-  soft = {n: softened(logits(m.model, data.train_x), t) for n, m in peers.items()}
-  base_soft = softened(logits(base, data.train_x), t)
+  soft = {n: teacher_probs(m.model, data.train_x, t) for n, m in peers.items()}
   base_vs = {n: total_variation(base_soft, p) for n, p in soft.items()}
   between = {
     f"{a} / {b}": total_variation(soft[a], soft[b]) for a, b in itertools.combinations(soft, 2)

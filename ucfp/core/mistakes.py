@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import special
 
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.predict import predict_logits
@@ -85,8 +86,7 @@ def mistake_fingerprints(
   k = logits.shape[1]
   if labels.max(initial=0) >= k:
     raise ValueError(f"labels must be in [0, {k}) (the model has {k} classes)")
-  probs = np.exp(logits - logits.max(-1, keepdims=True))
-  probs /= probs.sum(-1, keepdims=True)
+  probs = special.softmax(logits, axis=-1)
   refs = np.stack([predict_labels(r, images, k) for r in reference])
   idx = select_mistakes(probs, labels, refs, num)
   if len(idx) < num:
