@@ -2,6 +2,7 @@
 the same way, the base before its copies, failures reported."""
 
 import math
+import os
 import queue
 
 import pytest
@@ -87,6 +88,7 @@ def test_resolve_workers_on_cpu(monkeypatch):
   assert parallel.resolve_workers(3, 10) == [[0], [1], []]  # more than cores: unpinned
   env = parallel._worker_env([1])
   assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"] and env["JAX_PLATFORMS"] == "cpu"
+  assert env[parallel.PARENT_ENV] == str(os.getpid())  # the worker watches it
 
 
 def _tiny(workers):
@@ -117,3 +119,46 @@ def test_a_failing_worker_stops_the_build(tmp_path, digits):
   with pytest.raises(RuntimeError, match="zoo worker .* failed while training"):
     parallel.run_jobs(jobs, _tiny(2), digits, str(tmp_path), "zoo")
   assert not (tmp_path / "parallel-build").exists()  # the job directory is removed
+
+
+def _alive(pid: int) -> bool:
+  """Whether process `pid` runs (a zombie, exited but not yet reaped, counts as gone)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
+  except OSError:  # no /proc: ask the kernel
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    return True
+
+
+def test_a_worker_exits_when_the_build_is_killed():
+  """Killing the build (here SIGKILL: no cleanup runs in it) ends its workers: each
+  watches its parent (zoo_worker.exit_with_parent) instead of training on unseen."""
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  child = (
+    "import os, time; from ucfp.evaluation.zoo_worker import exit_with_parent; "
+    "exit_with_parent(os.getppid(), 0.1); print('ready', flush=True); time.sleep(120)"
+  )
+  build = (
+    "import subprocess, sys; "
+    f"p = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=subprocess.PIPE, text=True); "
+    "p.stdout.readline(); print(p.pid, flush=True); p.wait()"
+  )
+  parent = subprocess.Popen([sys.executable, "-c", build], stdout=subprocess.PIPE, text=True)
+  worker = int(parent.stdout.readline())
+  assert _alive(worker)
+  os.kill(parent.pid, signal.SIGKILL)
+  parent.wait()
+  deadline = time.monotonic() + 20
+  while _alive(worker) and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not _alive(worker), "the worker outlived its build"

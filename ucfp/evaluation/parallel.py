@@ -17,6 +17,8 @@ models named on its stdin one by one (`ucfp.evaluation.zoo.train_one`), caching 
 the work directory exactly as a serial build would, and answers with one `RESULT_TAG`
 JSON line per model. Its other output is passed on, prefixed. A failed model stops
 the build with the worker's error; what was trained stays cached (the build resumes).
+A worker exits on its own once the build's process is gone (`PARENT_ENV`), so killing
+the build stops its workers too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from ucfp.core.io import atomic_write_json, atomic_write_npz
 
 MAX_AUTO_WORKERS = 4
 RESULT_TAG = "UCFP_ZOO_RESULT "
+# The build's process id, which a worker watches to exit when the build is gone.
+PARENT_ENV = "UCFP_ZOO_PARENT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +105,7 @@ def _worker_env(cores: list[int]) -> dict:
   )
   env["XLA_FLAGS"] = flags.strip()
   env["JAX_PLATFORMS"] = "cpu"
+  env[PARENT_ENV] = str(os.getpid())
   for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     env[var] = str(threads)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -4,7 +4,9 @@
 
 reads the config (JSON) and the data (.npz, no pickle) from JOBDIR, pins itself to
 CORES, then trains and caches the models named on its stdin one by one, answering
-each with a `RESULT_TAG` JSON line (its training seconds, or the error).
+each with a `RESULT_TAG` JSON line (its training seconds, or the error). It exits as
+soon as its parent (the build) is gone, so that killing the build (SIGTERM, SIGKILL, a
+notebook's interrupt) does not leave workers training models nobody collects.
 """
 
 from __future__ import annotations
@@ -12,15 +14,34 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 
 import numpy as np
 
 from ucfp.core import progress
-from ucfp.evaluation.parallel import RESULT_TAG
+from ucfp.evaluation.parallel import PARENT_ENV, RESULT_TAG
+
+
+def exit_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+  """Starts a daemon thread that ends this process (exit status 1) once `parent` is no
+  longer its parent process: the parent died and the process was re-parented. A model
+  in training is lost, never half-written (the cache writes are atomic)."""
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(interval)
+    os._exit(1)  # not SystemExit: that would only end this thread
+
+  thread = threading.Thread(target=watch, name="ucfp-parent-watch", daemon=True)
+  thread.start()
+  return thread
 
 
 def _worker(jobdir: str, index: int, cores: str) -> None:
+  if os.environ.get(PARENT_ENV):
+    exit_with_parent(int(os.environ[PARENT_ENV]))
   if cores and hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, [int(c) for c in cores.split(",")])
   import ml_collections
