@@ -17,7 +17,8 @@ how far two such innocents are from each other: the part of the soft labels that
 the base's own.
 
 Restores the zoo of `benchmarks/quality.py --threat_model` from --workdir (training
-whatever is missing). Writes benchmarks/results/students-<tag>.json and .md.
+whatever is missing, or with --cached_only only what is there: it needs the base and its
+same-architecture innocents, not the students). Writes benchmarks/results/students-<tag>.json and .md.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ucfp.core.predict import predict_logits  # noqa: E402
 from ucfp.evaluation.attacks.distill import augmented_queries, teacher_probs  # noqa: E402
 from ucfp.evaluation.checks import validate_config  # noqa: E402
 from ucfp.evaluation.data import load_dataset, split_halves  # noqa: E402
-from ucfp.evaluation.zoo import build_zoo, parse_model_list  # noqa: E402
+from ucfp.evaluation.model_list import parse_model_list  # noqa: E402
+from ucfp.evaluation.zoo import build_zoo, restore_zoo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "the quality run's config")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "the quality run's work directory")
@@ -46,6 +48,9 @@ _TAG = flags.DEFINE_string("tag", None, "results name suffix (default: the datas
 _TEMPERATURE = flags.DEFINE_float("temperature", 4.0, "the distillation temperature")
 _THREAT = flags.DEFINE_bool(
   "threat_model", True, "the zoo of quality.py --threat_model (else the config's own zoo)"
+)
+_CACHED_ONLY = flags.DEFINE_bool(
+  "cached_only", False, "restore what --workdir has cached, training nothing (a build in progress)"
 )
 # ZooBuilder's split of the train split into the halves half_a / half_b.
 HALVES_SEED = 12345
@@ -82,7 +87,11 @@ def main(argv):
     config.zoo.unassociated = innocents or config.zoo.unassociated
   validate_config(config)
   data = load_dataset(config.dataset, cache_dir=os.path.join(_WORKDIR.value, "data"))
-  zoo = build_zoo(config, data, _WORKDIR.value)
+  if _CACHED_ONLY.value:
+    zoo, missing = restore_zoo(config, data, _WORKDIR.value)
+    print(f"--cached_only: {len(missing)} models not built yet, left out", flush=True)
+  else:
+    zoo = build_zoo(config, data, _WORKDIR.value)
   base = zoo.base.model
   logits = lambda m, x: np.asarray(predict_logits(m.apply_fn, m.variables, x))
   t = _TEMPERATURE.value

@@ -53,6 +53,7 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
     } <= set(m)
   assert os.path.exists(tmp_path / "results" / "quality-digits.md")
   assert q["total_seconds"] >= q["model_seconds"] > 0
+  assert q["complete"] and q["missing"] == []
   # Resumable: a second run restores every model and every method's fingerprints.
   assert len(os.listdir(os.path.join(work, "fingerprints"))) == 2
   _run(
@@ -61,13 +62,25 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
   )
   again = json.load(open(tmp_path / "results" / "quality-digits.json"))
   assert again["methods"]["c"] == q["methods"]["c"]
+  # --cached_only scores a build in progress: an innocent not built is left out, not trained
+  models = sorted(os.listdir(os.path.join(work, "models")))
+  _run(
+    ["benchmarks/quality.py", "--config=configs/ltrc.py:tiny", f"--workdir={work}", "--methods=c"]
+    + ["--cached_only", "--config.zoo.unassociated=mlp:103,mlp:104:half_b,mlp:199", "--tag=part"],
+    tmp_path,
+  )
+  part = json.load(open(tmp_path / "results" / "quality-part.json"))
+  assert not part["complete"] and part["missing"] == ["innocent-mlp-s199"]
+  assert part["methods"]["c"]["per_model"] == again["methods"]["c"]["per_model"]
+  assert "**Partial**" in open(tmp_path / "results" / "quality-part.md").read()
+  assert sorted(os.listdir(os.path.join(work, "models"))) == models
   figs = sorted(os.listdir(tmp_path / "results" / "quality-digits-figures"))
   assert figs == ["match_rates.png", "match_vs_prune.png", "report.md", "roc.png"]
   assert q["methods"]["ucfp"]["per_model"]["pruned-0.5"]["rate"] == 0.5
   # The students' evidence restores the same zoo: the halves partition the train split.
   _run(
     ["benchmarks/student_labels.py", "--config=configs/ltrc.py:tiny", f"--workdir={work}"]
-    + ["--nothreat_model"],
+    + ["--nothreat_model", "--cached_only"],
     tmp_path,
   )
   s = json.load(open(tmp_path / "results" / "students-digits.json"))

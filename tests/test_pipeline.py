@@ -79,6 +79,25 @@ def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
     jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
   )
   assert any(not np.array_equal(a, b) for a, b in pairs)
+  # restore_zoo scores a build in progress: what is cached, nothing trained
+  from ucfp.evaluation.zoo import restore_zoo
+
+  with cfg.unlocked():
+    cfg.zoo.unassociated += ",mlp:199"
+    cfg.zoo.attacks = "quant:8,finetune_last:same"
+  cached = sorted(os.listdir(tmp_path / "models"))
+  part, missing = restore_zoo(cfg, digits, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "models")) == cached
+  assert len(missing) == 2 and ("innocent-mlp-s199", "unassociated") in [
+    (j.name, j.kind) for j in missing
+  ]
+  assert [m.name for m in part.all() if m.name not in (d.name for d in part.derived)] == [
+    m.name for m in zoo.all()
+  ]
+  (quant,) = part.derived  # derived without training: always there
+  assert quant.attack.startswith("quant:8") and np.isfinite(quant.test_accuracy)
+  with pytest.raises(ValueError, match="no cnn_small base cached"):
+    restore_zoo(cfg, digits, str(tmp_path / "empty"))
 
 
 def test_surrogate_attacks_are_students_with_their_own_seed(tmp_path, digits):

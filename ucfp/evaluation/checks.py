@@ -8,9 +8,9 @@ from __future__ import annotations
 from ucfp.core.validate import number, positive_int, validate_generation
 from ucfp.evaluation.attacks import parse_attacks
 from ucfp.evaluation.data import check_dataset_name
+from ucfp.evaluation.model_list import parse_model_list
 from ucfp.evaluation.models import check_model_name
 from ucfp.evaluation.parallel import check_workers
-from ucfp.evaluation.zoo import parse_model_list
 
 
 def validate_config(config) -> None:

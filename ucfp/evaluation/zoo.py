@@ -20,56 +20,15 @@ from ucfp.core.types import Model
 from ucfp.evaluation import attacks
 from ucfp.evaluation.blackbox import BLACKBOXES, fit_blackbox
 from ucfp.evaluation.data import Dataset, split_halves
+from ucfp.evaluation.model_list import ModelEntry, parse_model_list
 from ucfp.evaluation.models import accuracy, get_module, inference_apply, init_variables
 from ucfp.evaluation.parallel import Job, run_jobs
 from ucfp.evaluation.store import ModelStore, data_id, spec_key
 from ucfp.evaluation.train import TrainSpec, train
 
-SUBSETS = ("full", "half_a", "half_b")
 # Surrogates are fine-tuned with seed config.seed + SURROGATE_SEED: another data order
 # than the evaluation's pruned copies (which use config.seed).
 SURROGATE_SEED = 3001
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelEntry:
-  arch: str
-  seed: int
-  subset: str = "full"
-  epochs: int | None = None
-
-
-def parse_model_list(text: str, field: str, blackbox: bool = False) -> list[ModelEntry]:
-  """Parses `arch:seed[:subset[:epochs]]` entries separated by commas; with `blackbox`,
-  arch may also be a scikit-learn black box (`ucfp.evaluation.blackbox.BLACKBOXES`).
-
-  Raises ValueError naming `field` on a malformed entry or an unknown architecture.
-  """
-  from ucfp.evaluation.models import MODELS
-
-  archs = sorted(MODELS) + (list(BLACKBOXES) if blackbox else [])
-  entries = []
-  for item in [t.strip() for t in str(text).split(",") if t.strip()]:
-    parts = item.split(":")
-    ok = 2 <= len(parts) <= 4 and parts[1].lstrip("-").isdigit()
-    ok = ok and (len(parts) < 3 or parts[2] in SUBSETS)
-    ok = ok and (len(parts) < 4 or (parts[3].isdigit() and int(parts[3]) > 0))
-    if not ok:
-      raise ValueError(
-        f"{field}: entry {item!r} is not arch:seed[:subset[:epochs]] "
-        f"(subset one of {', '.join(SUBSETS)}, epochs a positive integer)"
-      )
-    if parts[0] not in archs:
-      raise ValueError(f"{field}: model {parts[0]!r} is not one of {', '.join(archs)}")
-    entries.append(
-      ModelEntry(
-        parts[0],
-        int(parts[1]),
-        parts[2] if len(parts) > 2 else "full",
-        int(parts[3]) if len(parts) > 3 else None,
-      )
-    )
-  return entries
 
 
 @dataclasses.dataclass
@@ -113,15 +72,25 @@ class ZooBuilder:
   trains only those: every other model is a stand-in (zero weights, accuracy NaN; the
   base is restored when cached), and the uncached ones are listed in `missing` (the
   plan of a parallel build, `ucfp.evaluation.parallel`, uses the empty set).
+  restore_only: train nothing; an uncached model is listed in `missing` and left out of
+  what the builder returns (`restore_zoo`).
   """
 
-  def __init__(self, config, data: Dataset, workdir: str, only: frozenset[str] | None = None):
+  def __init__(
+    self,
+    config,
+    data: Dataset,
+    workdir: str,
+    only: frozenset[str] | None = None,
+    restore_only: bool = False,
+  ):
     self.config = config
     self.data = data
     self.store = ModelStore(os.path.join(workdir, "models"))
     self.data_key = data_id(data.train_x, data.train_y, data.info.name)
     self.halves = split_halves(len(data.train_x), seed=12345)
     self.only = only
+    self.restore_only = restore_only
     self.missing: list[Job] = []  # uncached models not in `only`, in build order
     self.trained: dict[str, float] = {}  # name: training seconds, of this builder
 
@@ -169,6 +138,9 @@ class ZooBuilder:
       zm = ZooModel(Model(apply_fn, variables, name), kind, record["test_accuracy"], rate)
       zm.built_seconds = float(record.get("train_seconds", 0.0))
       return zm, key
+    if self.restore_only:
+      self.missing.append(Job(name, kind))
+      return None, key
     start = time.perf_counter()
     if inputs is None:
       indices = {"full": None, "half_a": self.halves[0], "half_b": self.halves[1]}[spec.subset]
@@ -205,7 +177,10 @@ class ZooBuilder:
 
   def base(self) -> tuple[ZooModel, str]:
     entry = ModelEntry(self.config.model, self.config.seed)
-    return self._get(f"base-{entry.arch}", "base", self._spec(entry))
+    out = self._get(f"base-{entry.arch}", "base", self._spec(entry))
+    if out[0] is None:
+      raise ValueError(f"{self.store.root}: no {self.config.model} base cached, nothing to restore")
+    return out
 
   def pruned(
     self, base: ZooModel, base_key: str, rates=None, seed_offset: int = 0, kind: str = "pruned"
@@ -228,6 +203,8 @@ class ZooBuilder:
       masks = prune.global_magnitude_masks(base.model.variables, float(rate))
       name = f"pruned-{rate:g}" if kind == "pruned" else f"{kind}-pruned-{rate:g}"
       zm, _ = self._get(name, kind, spec, init=base.model.variables, masks=masks, rate=float(rate))
+      if zm is None:  # restore_only, not cached
+        continue
       if kind == "pruned":
         zm.attack = f"prune_global:{rate:g}:finetune"
         zm.useful = zm.test_accuracy >= attacks.USEFUL_FRACTION * base.test_accuracy
@@ -275,6 +252,8 @@ class ZooBuilder:
         zm = ZooModel(Model(apply_fn, d.variables, name), kind, acc, attack.rate)
       else:
         zm, _ = self._get(name, kind, d.spec, rate=attack.rate, inputs=d.inputs)
+        if zm is None:  # restore_only, not cached
+          continue
       if kind != "derived" or self.only is not None:
         out.append(zm)
         continue
@@ -315,7 +294,9 @@ class ZooBuilder:
       if e.arch in BLACKBOXES:
         out.append(self.blackbox(e, name))
       else:
-        out.append(self._get(name, kind, self._spec(e))[0])
+        zm = self._get(name, kind, self._spec(e))[0]
+        if zm is not None:  # None: restore_only, not cached
+          out.append(zm)
     return out
 
 
@@ -398,6 +379,14 @@ def build_zoo(config, data: Dataset, workdir: str, *, evaluation: bool = True) -
   `evaluation`, the pruned copies, derived copies and unassociated models of `config`.
   `config.train.workers` other than 1 trains them in parallel processes (CPU)."""
   return _build(config, data, workdir, "zoo" if evaluation else "owner")
+
+
+def restore_zoo(config, data: Dataset, workdir: str) -> tuple[Zoo, list[Job]]:
+  """The zoo of `build_zoo` as far as it is cached in `workdir`, training nothing: (the
+  zoo without its uncached models, those models (name, kind) in build order). Scores a
+  build still in progress; raises ValueError when the base itself is not cached."""
+  b = ZooBuilder(config, data, workdir, restore_only=True)
+  return _collect(b, "zoo"), list(b.missing)
 
 
 def build_surrogates(config, data: Dataset, workdir: str) -> list[ZooModel]:
