@@ -28,7 +28,7 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,6 +81,7 @@ def _same_arch_innocents(config, zoo) -> dict:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # not orbax's per-restore throughput lines
   config = _CONFIG.value
   if _THREAT.value:
     config.zoo.attacks, innocents = threat_tables(config.dataset, config.image_shape)

@@ -36,7 +36,10 @@ def test_mistake_fingerprints_carry_the_models_labels_where_no_reference_agrees(
   pred = x.reshape(200, -1)[:, :3].argmax(-1)
   truth = np.where(rng.random(200) < 0.3, (pred + 1) % 3, pred)  # 30% model mistakes
   reference = lambda images: (images.reshape(len(images), -1)[:, :3].argmax(-1) + 2) % 3
-  fps = ucfp.mistake_fingerprints(_linear_model(), x, truth, reference=[reference], num=20)
+  asked = []  # the images the reference labels: only the model's mistakes
+  counted = lambda images: asked.append(len(images)) or reference(images)
+  fps = ucfp.mistake_fingerprints(_linear_model(), x, truth, reference=[counted], num=20)
+  assert sum(asked) == int(np.sum(truth != pred)) < len(x)
   assert len(fps) == 20 and fps.num_classes == 3
   kept = [int(np.flatnonzero((x == xi).all(axis=(1, 2, 3)))[0]) for xi in fps.x]
   assert np.array_equal(fps.y, pred[kept])  # the model's labels
