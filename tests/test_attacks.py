@@ -98,6 +98,25 @@ def test_blackbox_innocents_are_not_references():
     validate_config(cfg)
 
 
+@pytest.mark.parametrize("arch", ["sk_mlp", "sk_logreg"])
+def test_blackbox_stored_as_arrays_answers_as_scikit_learn(arch, digits, tmp_path, monkeypatch):
+  """The MLP / logistic regression stored as .npz (no pickle) gives scikit-learn's own
+  labels, and a restore fits nothing."""
+  from ucfp.evaluation import blackbox
+
+  x, y = digits.train_x[:600], digits.train_y[:600]
+  clf = blackbox.BLACKBOXES[arch](0).fit(x.reshape(len(x), -1), y)
+  cache = str(tmp_path / f"{arch}.npz")
+  fitted = blackbox.fit_blackbox(arch, 0, x, y, cache)
+  want = clf.predict(digits.test_x.reshape(len(digits.test_x), -1))
+  np.testing.assert_array_equal(fitted(digits.test_x), want)
+  assert fitted.fit_seconds > 0
+  monkeypatch.setitem(blackbox.BLACKBOXES, arch, lambda seed: 1 / 0)  # no fit from here on
+  restored = blackbox.fit_blackbox(arch, 0, x, y, cache)
+  np.testing.assert_array_equal(restored(digits.test_x), want)
+  assert restored.fit_seconds == fitted.fit_seconds
+
+
 def test_raw_pruning_sparsity(cnn_model, digits):
   ctx = _ctx("cnn_small")
   g = attacks.run_attack("prune_global:0.6:raw", cnn_model, digits, ctx)

@@ -18,7 +18,7 @@ import numpy as np
 from ucfp.core import progress, prune
 from ucfp.core.types import Model
 from ucfp.evaluation import attacks
-from ucfp.evaluation.blackbox import BLACKBOXES, fit_blackbox
+from ucfp.evaluation.blackbox import BLACKBOXES, blackbox_key, fit_blackbox
 from ucfp.evaluation.data import Dataset, split_halves
 from ucfp.evaluation.model_list import ModelEntry, parse_model_list
 from ucfp.evaluation.models import accuracy, get_module, inference_apply, init_variables
@@ -276,10 +276,12 @@ class ZooBuilder:
       zm.label = name
       return zm
     start = time.perf_counter()
-    fn = fit_blackbox(entry.arch, entry.seed, self.data.train_x[idx], self.data.train_y[idx])
+    cache = os.path.join(self.store.root, f"{name}-{blackbox_key(entry, self.data_key)}.npz")
+    fn = fit_blackbox(entry.arch, entry.seed, self.data.train_x[idx], self.data.train_y[idx], cache)
     seconds = time.perf_counter() - start
     acc = float(np.mean(fn(self.data.test_x) == self.data.test_y))
-    return ZooModel(fn, "unassociated", acc, None, seconds, name, seconds)
+    built = getattr(fn, "fit_seconds", seconds)  # a stored one: its fit's, not this restore's
+    return ZooModel(fn, "unassociated", acc, None, seconds, name, built)
 
   def sklearn_blackbox(self, seed: int = 7) -> ZooModel:
     """The extended zoo's innocent: scikit-learn's MLP on flat pixels (all the train split)."""
