@@ -24,7 +24,7 @@ THREAT_INNOCENTS = {
     "sk_mlp:121:half_b,sk_logreg:122,sk_svm:123,sk_forest:124,sk_forest:125:half_a"
   ),
   # Sized for 2 CPU cores (each VGG epoch ~4 min): 17 networks of 6 architectures at 1-5
-  # epochs, seeds and halves, and 4 scikit-learn black boxes (refitted on every run: no SVM,
+  # epochs, seeds and halves, and 4 scikit-learn black boxes (MLP, logistic regression: no SVM,
   # O(n^2) at 50,000 images, and no forest: 100 unbounded trees on 3,072 pixels).
   "cifar10": (
     "vgg:101:full:2,vgg:102:full:2,vgg:105:half_b:2,vgg:106:half_a:2,vgg:107:full:3,"
