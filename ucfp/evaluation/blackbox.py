@@ -9,6 +9,9 @@ pickle.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -73,7 +76,7 @@ def _arrays(arch: str, clf) -> dict[str, np.ndarray]:
 
 def _forward(arrays: dict) -> Callable:
   """predict(images (m, H, W, C)) -> labels (m,) of the layers in `arrays` (`_arrays`)."""
-  n = sum(k.startswith("w") for k in arrays)
+  n = sum(k[0] == "w" and k[1:].isdigit() for k in arrays)
   layers = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n)]
   classes = arrays["classes"]
 
@@ -93,11 +96,7 @@ def _forward(arrays: dict) -> Callable:
 def blackbox_key(entry, data_key: str) -> str:
   """The cache name of a black box: a hash of its entry (arch, seed, subset), the data's
   id and scikit-learn's version (another version may fit another model)."""
-  import dataclasses
-  import hashlib
-  import json
-
-  import sklearn
+  import sklearn  # only for its version: not at import time
 
   text = json.dumps([dataclasses.asdict(entry), data_key, sklearn.__version__], sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
