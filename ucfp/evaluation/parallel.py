@@ -191,12 +191,15 @@ def run_jobs(jobs: list[Job], config, data, workdir: str, scope: str) -> tuple[d
 
 
 def _schedule(jobs, procs, tails, results) -> dict:
-  """Gives each idle worker the next job (the copies of the base once it is cached)."""
-  later = [j for j in jobs if j.needs_base]
-  ready = collections.deque(j for j in jobs if not j.needs_base)
+  """Gives each idle worker the next job (the copies of the base once it is cached).
+  With the base cached, `jobs` go out in their build order (the owner's references and
+  surrogates, the pruned copies, the innocents, the attacks), so a build resumed
+  across sessions can be scored (`--cached_only`) with the owner's models early."""
   if not any(j.kind == "base" for j in jobs):
-    ready.extend(later)  # the base is cached: its copies can start now
-    later = []
+    ready, later = collections.deque(jobs), []  # the base is cached: plan order
+  else:
+    later = [j for j in jobs if j.needs_base]
+    ready = collections.deque(j for j in jobs if not j.needs_base)
   running: dict[int, Job] = {}
   done: dict[str, float] = {}
   idle = list(range(len(procs)))
