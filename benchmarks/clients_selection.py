@@ -23,7 +23,10 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
 - `fill2` (K <= 1): ucfp tops the user's K up to 2 full-length runs of their recipe
   (seeds 1101, 1102);
 - `half4` / `quarter4`: 4 runs at half / a quarter of the epochs (seeds 3101-3104 /
-  3201-3204) instead of the 4 short runs (a tenth); `halfq8`: both sets (8 runs).
+  3201-3204) instead of the 4 short runs (a tenth); `halfq8`: both sets (8 runs);
+- `subset4` / `subset2`: 4 runs of the user's full recipe (all epochs, seeds 3301-3304)
+  on disjoint quarters of the training data / on its two halves (2 seeds each) instead
+  of the 4 short runs: converged models for the steps of 1 / 2 full trainings;
 - objective levers, `_`-joined tokens (`client_methods.lever_overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
@@ -81,6 +84,8 @@ LEVERS = (
   "half4",
   "quarter4",
   "halfq8",
+  "subset4",
+  "subset2",
   "sur2",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
@@ -113,8 +118,8 @@ def main(argv):
     arch, recipe, _ = prof.setups[setup]
     full = recipe.epochs
 
-    def train_runs(epochs, seeds, prefix, a=arch, s=setup):
-      models = user_runs(s, data, cache, epochs, seeds, prefix)
+    def train_runs(epochs, seeds, prefix, a=arch, s=setup, parts=1):
+      models = user_runs(s, data, cache, epochs, seeds, prefix, parts)
       for m in models:
         accuracies[f"{s}/{m.name}"] = cm.accuracy(a, m.variables, data.test_x, data.test_y)
       return models
@@ -131,6 +136,11 @@ def main(argv):
     quarter = (
       train_runs(full // 4, range(3201, 3205), "quarter") if {"quarter4", "halfq8"} & parts else []
     )
+    subsets = {
+      f"subset{p}": train_runs(full, range(3301, 3305), f"subset{p}", parts=p)
+      for p in (4, 2)
+      if f"subset{p}" in parts
+    }
     for k in map(int, _KS.value):
       user = [e.model for e in zoo["reference"][:k]]
       plans = {
@@ -148,6 +158,8 @@ def main(argv):
         plans["quarter4"] = (user + simple + quarter, [])
       if "halfq8" in parts:
         plans["halfq8"] = (user + simple + half + quarter, [])
+      for name, models in subsets.items():
+        plans[name] = (user + simple + models, [])
       for lever in _LEVERS.value:
         # "+"-joined parts: a reference plan (default margin's), an objective, sur2
         bits = lever.split("+")
@@ -224,7 +236,8 @@ def markdown(out: dict, tag: str) -> str:
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
     "over the references, not their mean; `w30`: reference weight 30; `fill2`: the user's K",
     "topped up to 2 full-length runs; `half4` / `quarter4`: 4 runs of half / a quarter of the",
-    "epochs instead of the 4 short runs (`halfq8`: both); `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
+    "epochs instead of the 4 short runs (`halfq8`: both); `subset4` / `subset2`: 4 runs of",
+    "all the epochs on disjoint quarters / halves of the training data instead; `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
     "`b<budget>` (`_`-joined): the references' margin hinge (`ltrc.ref_loss = margin`,",
     "`ref_kappa`), reference weight, surrogate weight, steps, L-inf budget around the start",
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",

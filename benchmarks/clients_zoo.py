@@ -108,20 +108,36 @@ def subsets(n: int, permute: bool):
   return {"full": np.arange(n), "a": a, "b": b}, np.random.default_rng(0).permutation(n)
 
 
-def user_runs(setup: str, data, cache: cm.Cache, epochs: int, seeds, prefix: str) -> list:
+def user_runs(
+  setup: str, data, cache: cm.Cache, epochs: int, seeds, prefix: str, parts: int = 1
+) -> list:
   """ucfp.Models `<prefix>-<arch>-s<seed>`: runs of `setup`'s own recipe with `epochs`
-  epochs on all the training data, one per seed, cached under the key `build_setup`
-  gives its runs (so `cheap`, 3 epochs on digits, restores build_setup's short runs)."""
+  epochs, one per seed, cached under the key `build_setup` gives its runs (so `cheap`,
+  3 epochs on digits, restores build_setup's short runs). On all the training data,
+  or with `parts` > 1 the i-th run on the (i mod parts)-th of `parts` disjoint parts of
+  it (a fixed permutation, seed 77)."""
+  import numpy as np
+
   import ucfp
 
   arch, recipe, _ = profile_of(data).setups[setup]
   rec = dataclasses.replace(recipe, epochs=epochs)
+  chunks = np.array_split(np.random.default_rng(77).permutation(len(data.train_x)), parts)
   out = []
-  for s in seeds:
+  for i, s in enumerate(seeds):
     name = f"{prefix}-{arch}-s{s}"
+    idx = np.sort(chunks[i % parts])
     v = cache.get_or_fit(
-      (setup, name, arch, dataclasses.asdict(rec), s, "full", ""),
-      lambda s=s: cm.fit(arch, rec, data.train_x, data.train_y, s),
+      (
+        setup,
+        name,
+        arch,
+        dataclasses.asdict(rec),
+        s,
+        "full" if parts == 1 else f"{prefix}-{i % parts}",
+        "",
+      ),
+      lambda s=s, idx=idx: cm.fit(arch, rec, data.train_x[idx], data.train_y[idx], s),
     )
     out.append(ucfp.Model(cm.apply_fn(arch), v, name))
   return out
