@@ -8,33 +8,29 @@ from benchmarks.clients_zoo import ALPHA
 
 def beta_binomial_fit(rates, n: int) -> tuple[float, float, float]:
   """(mean, rho, a + b) of the beta-binomial fitted to match rates (R,) of n trials
-  each by the method of moments (rho = 1 / (a + b + 1), the correlation of two trials
-  of one model); rho = 0 and a + b = inf (the binomial) when the rates spread no more
-  than Binomial(n, mean) does."""
+  each by the method of moments (`ucfp.null_dispersion`; rho = 1 / (a + b + 1), the
+  correlation of two trials of one model); rho = 0 and a + b = inf (the binomial) when
+  the rates spread no more than Binomial(n, mean) does."""
   import numpy as np
+
+  from ucfp.core.scoring import null_dispersion
 
   r = np.asarray(rates, np.float64)
   mu = float(r.mean())
-  if len(r) < 2 or mu <= 0.0 or mu >= 1.0:
-    return mu, 0.0, np.inf
-  var = float(r.var(ddof=1))
-  rho = (var * n / (mu * (1 - mu)) - 1) / (n - 1)
-  rho = min(max(rho, 0.0), 0.999)
+  rho = null_dispersion(r, n) if len(r) >= 2 else 0.0
   return mu, rho, (np.inf if rho == 0.0 else 1.0 / rho - 1.0)
 
 
 def beta_binomial_p_value(k: int, n: int, rates) -> float:
   """P(X >= k) for X of the beta-binomial fitted to `rates` (the binomial at their mean
-  when they show no extra spread)."""
-  import numpy as np
-  from scipy import stats
+  when they show no extra spread): `ucfp.verify`'s test at the rates' mean (not its
+  upper bound) and their `null_dispersion`."""
+  from ucfp.core.scoring import binomial_p_value
 
-  mu, rho, s = beta_binomial_fit(rates, n)
+  mu, rho, _ = beta_binomial_fit(rates, n)
   if mu <= 0.0:
     return 0.0 if k > 0 else 1.0
-  if not np.isfinite(s):
-    return float(stats.binom.sf(k - 1, n, mu))
-  return float(stats.betabinom.sf(k - 1, n, mu * s, (1 - mu) * s))
+  return binomial_p_value(k, n, mu, rho)
 
 
 def analyse(run: dict, n: int) -> dict:

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ucfp import Fingerprints, Model, match_rate, null_rate_upper_bound, uniqueness_score, verify
+from ucfp import (
+  Fingerprints,
+  Model,
+  match_rate,
+  null_dispersion,
+  null_rate_upper_bound,
+  uniqueness_score,
+  verify,
+)
 from ucfp.core.scoring import binomial_p_value
 
 
@@ -113,6 +121,49 @@ def test_verify():
   assert not v.derived and v.p_value == 1.0
   with pytest.raises(ValueError, match="null_rate"):
     verify(fp, lambda x: fp.y, null_rate=1.5)
+
+
+def test_null_dispersion_method_of_moments():
+  # rates that spread as Binomial(100, 0.1) / 100 does or less: the binomial null
+  assert null_dispersion([0.1, 0.1, 0.1, 0.1], 100) == 0.0
+  assert null_dispersion([0.08, 0.12, 0.1, 0.1], 100) == 0.0
+  rates = [0.02, 0.03, 0.05, 0.25, 0.15]  # one innocent follows whole groups
+  mu, var = np.mean(rates), np.var(rates, ddof=1)
+  rho = null_dispersion(rates, 100)
+  assert rho == pytest.approx((var * 100 / (mu * (1 - mu)) - 1) / 99)
+  # the fitted beta-binomial has the rates' variance: mu(1-mu)(1 + (n-1) rho) / n
+  assert mu * (1 - mu) * (1 + 99 * rho) / 100 == pytest.approx(var)
+  assert null_dispersion([0.0, 0.0], 100) == 0.0
+  with pytest.raises(ValueError, match="null_dispersion: match_rates"):
+    null_dispersion([0.1], 100)
+  with pytest.raises(ValueError, match="null_dispersion: n=1"):
+    null_dispersion([0.1, 0.2], 1)
+
+
+def test_beta_binomial_p_value():
+  # rho 0 is the binomial; rho > 0 the beta-binomial of that mean (a + b = 1/rho - 1)
+  assert binomial_p_value(20, 100, 0.1, 0.0) == binomial_p_value(20, 100, 0.1)
+  rho = 0.05
+  s = 1 / rho - 1
+  want = stats.betabinom.sf(19, 100, 0.1 * s, 0.9 * s)
+  assert binomial_p_value(20, 100, 0.1, rho) == pytest.approx(want, rel=1e-9)
+  # an innocent in the upper tail of an over-dispersed spread: derived under the
+  # binomial, not under the beta-binomial fitted to the others; a copy still derived
+  assert binomial_p_value(25, 100, 0.1) < 1e-3 < binomial_p_value(25, 100, 0.1, 0.1)
+  assert binomial_p_value(80, 100, 0.1, 0.1) < 1e-5
+
+
+def test_verify_with_dispersion():
+  fp = _fps(n=100)
+  follows_some = lambda x: np.where(np.arange(100) < 25, fp.y, (fp.y + 1) % 10)  # noqa: E731
+  binom = verify(fp, follows_some, null_rate=0.1)
+  beta = verify(fp, follows_some, null_rate=0.1, dispersion=0.1)
+  assert binom.derived and not beta.derived and beta.dispersion == 0.1
+  assert beta.p_value == pytest.approx(binomial_p_value(25, 100, 0.1, 0.1))
+  assert verify(fp, lambda x: fp.y, null_rate=0.1, dispersion=0.1).derived
+  for bad in (-0.1, 1.0):
+    with pytest.raises(ValueError, match="dispersion"):
+      verify(fp, lambda x: fp.y, null_rate=0.1, dispersion=bad)
 
 
 def test_load_of_a_file_that_is_not_a_zip_never_suggests_pickle(tmp_path):

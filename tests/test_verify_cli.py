@@ -96,7 +96,7 @@ def test_import_ucfp_verify_keeps_the_function_callable():
   kind, rate, derived, other, params = json.loads(out.stdout.strip().splitlines()[-1])
   assert kind == "_CallableModule"  # the module, imported, took the attribute's place
   assert rate == 1.0 and derived is True and other is False
-  assert params == ["fingerprints", "suspect", "null_rate", "alpha"]
+  assert params == ["fingerprints", "suspect", "null_rate", "alpha", "dispersion"]
 
 
 def test_function_suspects_and_exit_codes(cli, synthetic):
@@ -118,6 +118,24 @@ def test_function_suspects_and_exit_codes(cli, synthetic):
   assert json.loads(out)["suspect"] == "linear-constant"
 
 
+def test_beta_binomial_null_from_a_report(cli, synthetic, tmp_path):
+  rates = [0.05, 0.1, 0.35, 0.0, 0.15]  # innocents spread wider than Binomial(20, T)
+  inn = [{"name": f"innocent-{i}", "match_rate": r} for i, r in enumerate(rates)]
+  (tmp_path / "r.json").write_text(json.dumps({"num_fingerprints": N, "unassociated": inn}))
+  fp, rep = f"--fingerprints={synthetic['fps']}", f"--report={tmp_path / 'r.json'}"
+  mod = synthetic["mod"]
+  code, out, _ = cli(fp, f"--suspect={mod}:oracle", rep, "--null=beta-binomial", "--json")
+  result = json.loads(out)
+  assert code == 1 and result["derived"] and result["null"] == "beta-binomial"
+  assert ucfp.null_dispersion(rates, N) > 0
+  assert result["dispersion"] == pytest.approx(ucfp.null_dispersion(rates, N))
+  assert result["null_rate"] == pytest.approx(ucfp.null_rate_upper_bound(rates, N))
+  code, out, _ = cli(fp, f"--suspect={mod}:oracle", rep)  # binomial: rho 0, as before
+  assert code == 1 and "beta-binomial" not in out
+  code, out, _ = cli(fp, f"--suspect={mod}:oracle", rep, "--null=beta-binomial")
+  assert code == 1 and "beta-binomial, dispersion rho" in out
+
+
 @pytest.mark.parametrize(
   "args, message",
   [
@@ -135,6 +153,10 @@ def test_function_suspects_and_exit_codes(cli, synthetic):
     (["--suspect={mod}:oracle", "--null_rate=0.1", "--alpha=0"], "--alpha=0.0 must be in (0, 1)"),
     (["--suspect={mod}:oracle", "--report=missing.json"], "is not a readable JSON file"),
     (["--null_rate=0.1"], "--suspect is required"),
+    (
+      ["--suspect={mod}:oracle", "--null_rate=0.1", "--null=beta-binomial"],
+      "--null=beta-binomial needs --report",
+    ),
   ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, synthetic, args, message):

@@ -1,13 +1,18 @@
 """Command line: was a suspect model derived from the fingerprinted one?
 
     python -m ucfp.verify --fingerprints=ucfp-work/fingerprints.npz --suspect=SUSPECT
-        (--report=ucfp-work/report.json | --null_rate=P) [--alpha=1e-3] [--json]
+        (--report=ucfp-work/report.json | --null_rate=P) [--alpha=1e-3]
+        [--null=binomial|beta-binomial] [--json]
 
 SUSPECT is a ucfp checkpoint (`ucfp-work/models/<name>-<key>`, its `.json` record, or
 `ucfp-work/models/<name>`), `module:function` returning a `ucfp.Model` or a callable,
 or an `.onnx` file (needs `pip install 'ucfp[onnx]'`); see `ucfp.evaluation.suspects`.
 The null rate is `--null_rate`, or the 95% upper bound of the match rates of the
 report's unassociated models (the suspect itself left out when it is one of them).
+`--null=beta-binomial` (with `--report`) also takes from them how widely independent
+models' match rates spread (`ucfp.null_dispersion`): the test for fingerprints that
+innocents follow by whole groups (see README, Client models), binomial where they
+spread no wider than the binomial.
 Prints the match rate, p-value and verdict (`--json`: one JSON object) and exits
 0 (not derived), 1 (derived) or 2 (error, with a one-line message).
 
@@ -40,6 +45,12 @@ _NULL_RATE = flags.DEFINE_float(
   "null_rate", None, "Match rate of independent models under the null hypothesis, in [0, 1]."
 )
 _ALPHA = flags.DEFINE_float("alpha", 1e-3, "Significance level: derived when p < alpha.")
+_NULL = flags.DEFINE_enum(
+  "null",
+  "binomial",
+  ["binomial", "beta-binomial"],
+  "The null distribution of the matches; beta-binomial: its spread from --report's innocents.",
+)
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
 
 
@@ -89,6 +100,8 @@ def _check_flags(argv: list[str]) -> None:
     raise ValueError(f"--null_rate={_NULL_RATE.value} must be in [0, 1]")
   if not 0.0 < _ALPHA.value < 1.0:
     raise ValueError(f"--alpha={_ALPHA.value} must be in (0, 1)")
+  if _NULL.value == "beta-binomial" and _REPORT.value is None:
+    raise ValueError("--null=beta-binomial needs --report=report.json (its innocents' spread)")
 
 
 def run(argv: list[str]) -> int:
@@ -108,11 +121,19 @@ def run(argv: list[str]) -> int:
         raise ValueError(f"--report={_REPORT.value!r} is not a readable JSON file: {e}") from e
       suspects.report_null_rate(report, len(fps))  # a bad report fails before any compute
     suspect = suspects.load_suspect(_SUSPECT.value, fps.x.shape[1:])
+    rho = 0.0
     if report is None:
       null_rate, innocents = _NULL_RATE.value, []
     else:
-      null_rate, innocents = suspects.report_null_rate(report, len(fps), exclude=suspect.name)
-    verdict = scoring.verify(fps, suspect.model, null_rate=null_rate, alpha=_ALPHA.value)
+      rates, innocents = suspects.report_innocent_rates(report, len(fps), exclude=suspect.name)
+      null_rate = scoring.null_rate_upper_bound(rates, len(fps))
+      if _NULL.value == "beta-binomial":
+        if len(rates) < 2:
+          raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
+        rho = scoring.null_dispersion(rates, len(fps))
+    verdict = scoring.verify(
+      fps, suspect.model, null_rate=null_rate, alpha=_ALPHA.value, dispersion=rho
+    )
   except Exception as e:  # noqa: BLE001 - every failure is exit 2, never 1 (derived)
     return _error(_one_line(e))
   result = {
@@ -124,6 +145,8 @@ def run(argv: list[str]) -> int:
     "match_rate": verdict.match_rate,
     "null_rate": verdict.null_rate,
     "null_from": innocents if report is not None else "--null_rate",
+    "null": _NULL.value,
+    "dispersion": verdict.dispersion,
     "p_value": verdict.p_value,
     "alpha": verdict.alpha,
     "derived": verdict.derived,
@@ -141,7 +164,12 @@ def run(argv: list[str]) -> int:
       f"suspect     {suspect.name} ({suspect.kind})\n"
       f"match rate  {verdict.match_rate:.3f} ({verdict.matches} of {verdict.num_fingerprints})\n"
       f"null rate   {verdict.null_rate:.4f} ({source})\n"
-      f"p-value     {verdict.p_value:.3g} (alpha {verdict.alpha:g})\n"
+      + (
+        f"null        beta-binomial, dispersion rho {verdict.dispersion:.3f}\n"
+        if _NULL.value == "beta-binomial"
+        else ""
+      )
+      + f"p-value     {verdict.p_value:.3g} (alpha {verdict.alpha:g})\n"
       f"verdict     {result['verdict'].upper()}"
     )
   return DERIVED if verdict.derived else NOT_DERIVED

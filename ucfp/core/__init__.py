@@ -13,5 +13,5 @@ nothing of data sets, training or the evaluation zoo: this package never imports
   and `fingerprint`, which runs it (sharded by `sharding`, checkpointed by `resume`,
   its progress shown by `progress`).
 - `fingerprints`, `scoring`: the fingerprint file; match rate, Uniqueness Score and
-  the binomial verification test.
+  the verification test (binomial, or beta-binomial for innocents that spread wider).
 """

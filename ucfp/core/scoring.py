@@ -1,4 +1,5 @@
-"""Match rates, the Uniqueness Score, and the binomial verification test.
+"""Match rates, the Uniqueness Score, and the verification test (binomial, or
+beta-binomial where the innocents' match rates spread beyond the binomial's).
 
 Suspects are white-box :class:`ucfp.Model`s or black-box callables that take a
 float32 batch (N, H, W, C) in [0, 1] and return (N,) labels or (N, K) scores. The
@@ -140,14 +141,45 @@ class Verdict:
   matches: int
   num_fingerprints: int
   null_rate: float
-  p_value: float  # P(Binomial(N, null_rate) >= matches)
+  p_value: float  # P(X >= matches), X Binomial(N, null_rate) (or beta-binomial, dispersion)
   alpha: float
   derived: bool  # p_value < alpha
+  dispersion: float = 0.0  # the null's intra-model correlation rho (0: the binomial)
 
 
-def binomial_p_value(matches: int, n: int, null_rate: float) -> float:
-  """`P(Binomial(n, null_rate) >= matches)`."""
-  return float(stats.binom.sf(matches - 1, n, null_rate))
+def binomial_p_value(matches: int, n: int, null_rate: float, dispersion: float = 0.0) -> float:
+  """`P(X >= matches)` for X ~ Binomial(n, null_rate), or with `dispersion` rho > 0 the
+  beta-binomial of that mean whose trials correlate by rho within one model
+  (a + b = 1 / rho - 1): a model's match rate varies around null_rate by
+  sqrt(rho + (1 - rho) / n) times the binomial's per-trial sd, not 1 / sqrt(n)."""
+  if dispersion <= 0.0 or null_rate <= 0.0 or null_rate >= 1.0:
+    return float(stats.binom.sf(matches - 1, n, null_rate))
+  s = 1.0 / dispersion - 1.0
+  return float(stats.betabinom.sf(matches - 1, n, null_rate * s, (1.0 - null_rate) * s))
+
+
+def null_dispersion(match_rates: Sequence[float], n: int) -> float:
+  """The intra-model correlation rho in [0, 0.999] of the innocents' match rates (R,) on
+  n fingerprints, by the method of moments: 0 when they spread no more than
+  Binomial(n, mean) / n does (the binomial null fits), else
+  rho = (var * n / (mean (1 - mean)) - 1) / (n - 1), var their sample variance.
+
+  Fingerprints are not independent trials when an innocent follows whole groups of
+  them (all of one target class): its match rate then spreads widely around the mean
+  and a binomial null judges the upper tail of independent models derived. Needs >= 2
+  rates; with few innocents rho is itself uncertain (a point estimate)."""
+  rates = np.asarray(match_rates, np.float64)
+  if rates.ndim != 1 or len(rates) < 2 or not np.all((rates >= 0) & (rates <= 1)):
+    raise ValueError(
+      f"null_dispersion: match_rates must be >= 2 numbers in [0, 1]; got {match_rates}"
+    )
+  if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+    raise ValueError(f"null_dispersion: n={n!r} must be an integer >= 2")
+  mu = float(rates.mean())
+  if mu <= 0.0 or mu >= 1.0:
+    return 0.0
+  rho = (float(rates.var(ddof=1)) * n / (mu * (1.0 - mu)) - 1.0) / (n - 1)
+  return float(min(max(rho, 0.0), 0.999))
 
 
 def null_rate_upper_bound(match_rates: Sequence[float], n: int, confidence: float = 0.95) -> float:
@@ -172,20 +204,30 @@ def null_rate_upper_bound(match_rates: Sequence[float], n: int, confidence: floa
 
 
 def verify(
-  fingerprints: Fingerprints, suspect: Suspect, *, null_rate: float, alpha: float = 1e-3
+  fingerprints: Fingerprints,
+  suspect: Suspect,
+  *,
+  null_rate: float,
+  alpha: float = 1e-3,
+  dispersion: float = 0.0,
 ) -> Verdict:
   """Tests whether `suspect` was derived from the fingerprinted model.
 
   Under the null hypothesis ("not derived") the number of matches is
   Binomial(N, null_rate), with null_rate an upper confidence bound on the match
   rate of independent models (see :func:`null_rate_upper_bound`). The suspect is
-  judged derived when `P(Binomial(N, null_rate) >= k) < alpha`.
+  judged derived when `P(Binomial(N, null_rate) >= k) < alpha`. `dispersion` rho > 0
+  (:func:`null_dispersion` of the innocents' match rates) makes the null the
+  beta-binomial of mean null_rate whose trials correlate by rho within a model: the
+  test for fingerprints that independent models follow by whole groups.
   """
   if not 0.0 <= null_rate <= 1.0:
     raise ValueError(f"null_rate={null_rate} must be in [0, 1]")
   if not 0.0 < alpha < 1.0:
     raise ValueError(f"alpha={alpha} must be in (0, 1)")
+  if not 0.0 <= dispersion < 1.0:
+    raise ValueError(f"dispersion={dispersion} must be in [0, 1) (0: the binomial null)")
   labels = _predict(fingerprints, suspect)
   k, n = int(np.sum(labels == fingerprints.y)), len(fingerprints)
-  p = binomial_p_value(k, n, null_rate)
-  return Verdict(k / n, k, n, float(null_rate), p, float(alpha), p < alpha)
+  p = binomial_p_value(k, n, null_rate, dispersion)
+  return Verdict(k / n, k, n, float(null_rate), p, float(alpha), p < alpha, float(dispersion))

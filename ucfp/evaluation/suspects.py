@@ -272,6 +272,15 @@ def report_null_rate(
   (`report["unassociated"]`), leaving out the one named `exclude` (a suspect is never
   judged against a null rate calibrated on itself). Returns (rate, innocents used).
   """
+  rates, names = report_innocent_rates(report, num_fingerprints, exclude)
+  return null_rate_upper_bound(rates, num_fingerprints), names
+
+
+def report_innocent_rates(
+  report: dict, num_fingerprints: int, exclude: str = ""
+) -> tuple[list[float], list[str]]:
+  """The match rates and names of a report's unassociated models but `exclude`
+  (checked: present, numbers in [0, 1], written for `num_fingerprints`)."""
   innocents = report.get("unassociated") if isinstance(report, dict) else None
   if not isinstance(innocents, list) or not innocents:
     raise ValueError(
@@ -293,4 +302,4 @@ def report_null_rate(
       names.append(str(e.get("name")))
   if not rates:
     raise ValueError(f"report has no unassociated model besides the suspect {exclude!r}")
-  return null_rate_upper_bound(rates, num_fingerprints), names
+  return rates, names
