@@ -134,6 +134,9 @@ def test_beta_binomial_null_from_a_report(cli, synthetic, tmp_path):
   assert code == 1 and "beta-binomial" not in out
   code, out, _ = cli(fp, f"--suspect={mod}:oracle", rep, "--null=beta-binomial")
   assert code == 1 and "beta-binomial, dispersion rho" in out
+  (tmp_path / "r.json").write_text(json.dumps({"num_fingerprints": N, "unassociated": inn[:1]}))
+  code, _, err = cli(fp, f"--suspect={mod}:oracle", rep, "--null=beta-binomial")
+  assert code == 2 and "needs >= 2 unassociated models" in err
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,8 @@ def run(argv: list[str]) -> int:
       except (OSError, ValueError) as e:
         raise ValueError(f"--report={_REPORT.value!r} is not a readable JSON file: {e}") from e
       suspects.report_null_rate(report, len(fps))  # a bad report fails before any compute
+      if _NULL.value == "beta-binomial" and len(report["unassociated"]) < 2:
+        raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
     suspect = suspects.load_suspect(_SUSPECT.value, fps.x.shape[1:])
     rho = 0.0
     if report is None:
