@@ -104,6 +104,11 @@ def _check_flags(argv: list[str]) -> None:
     raise ValueError("--null=beta-binomial needs --report=report.json (its innocents' spread)")
 
 
+def _check_innocents(rates: list[float]) -> None:
+  if _NULL.value == "beta-binomial" and len(rates) < 2:
+    raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
+
+
 def run(argv: list[str]) -> int:
   """The command with flags already parsed; returns the exit status (0, 1 or 2)."""
   try:
@@ -119,19 +124,17 @@ def run(argv: list[str]) -> int:
           report = json.load(f)
       except (OSError, ValueError) as e:
         raise ValueError(f"--report={_REPORT.value!r} is not a readable JSON file: {e}") from e
-      suspects.report_null_rate(report, len(fps))  # a bad report fails before any compute
-      if _NULL.value == "beta-binomial" and len(report["unassociated"]) < 2:
-        raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
+      # a bad report fails before any compute
+      _check_innocents(suspects.report_innocent_rates(report, len(fps))[0])
     suspect = suspects.load_suspect(_SUSPECT.value, fps.x.shape[1:])
     rho = 0.0
     if report is None:
       null_rate, innocents = _NULL_RATE.value, []
     else:
       rates, innocents = suspects.report_innocent_rates(report, len(fps), exclude=suspect.name)
+      _check_innocents(rates)  # the suspect left out
       null_rate = scoring.null_rate_upper_bound(rates, len(fps))
       if _NULL.value == "beta-binomial":
-        if len(rates) < 2:
-          raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
         rho = scoring.null_dispersion(rates, len(fps))
     verdict = scoring.verify(
       fps, suspect.model, null_rate=null_rate, alpha=_ALPHA.value, dispersion=rho

@@ -26,7 +26,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from ucfp.core.scoring import null_rate_upper_bound
 from ucfp.core.types import Model
 
 KEY = re.compile(r"^(?P<name>.+)-(?P<key>[0-9a-f]{16})$")
@@ -263,24 +262,13 @@ def load_onnx(path: str, image_shape: Sequence[int]) -> LoadedSuspect:
   return LoadedSuspect(predict, os.path.basename(path), "onnx")
 
 
-def report_null_rate(
-  report: dict, num_fingerprints: int, exclude: str = ""
-) -> tuple[float, list[str]]:
-  """The null rate from a `report.json` of `python -m ucfp.generate`.
-
-  `null_rate_upper_bound` (95%) of the match rates of its unassociated models
-  (`report["unassociated"]`), leaving out the one named `exclude` (a suspect is never
-  judged against a null rate calibrated on itself). Returns (rate, innocents used).
-  """
-  rates, names = report_innocent_rates(report, num_fingerprints, exclude)
-  return null_rate_upper_bound(rates, num_fingerprints), names
-
-
 def report_innocent_rates(
   report: dict, num_fingerprints: int, exclude: str = ""
 ) -> tuple[list[float], list[str]]:
-  """The match rates and names of a report's unassociated models but `exclude`
-  (checked: present, numbers in [0, 1], written for `num_fingerprints`)."""
+  """The match rates and names of the unassociated models of a `report.json` of
+  `python -m ucfp.generate` (checked: present, numbers in [0, 1], written for
+  `num_fingerprints`), leaving out the one named `exclude` (a suspect is never judged
+  against a null calibrated on itself); `ucfp.verify` takes the null from them."""
   innocents = report.get("unassociated") if isinstance(report, dict) else None
   if not isinstance(innocents, list) or not innocents:
     raise ValueError(
