@@ -44,7 +44,13 @@ from ml_collections import config_flags  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.quality_cache import cache_path  # noqa: E402
 from benchmarks.quality_methods import METHODS, threat_tables  # noqa: E402
-from benchmarks.quality_report import markdown, score_method, write_figures, zoo_table  # noqa: E402
+from benchmarks.quality_report import (  # noqa: E402
+  combined_results,
+  markdown,
+  score_method,
+  write_figures,
+  zoo_table,
+)
 from configs.base import get_config as base_config  # noqa: E402
 from configs.ltrc import paper_radius  # noqa: E402
 from ucfp.core import progress  # noqa: E402
@@ -270,6 +276,7 @@ def main(argv):
       "dataset": config.dataset,
       "num_fingerprints": config.num_fingerprints,
       "methods": results,
+      "combined": combined_results(results),
       "best": best,
       "descriptions": {n: METHODS[n][0] for n in results},
       "zoo": {

@@ -4,7 +4,8 @@ FPR, misses and false alarms, the markdown report, and its figures.
     python benchmarks/quality_report.py benchmarks/results/quality-<tag>.json
 
 draws the figures of an existing results file into quality-<tag>-figures/ and prints
-each method's ROC AUC over all useful derived copies, the weight copies and the students.
+each method's ROC AUC over all useful derived copies, the weight copies and the students,
+and the misses and false alarms of the fingerprint sets tested together (COMBINED).
 """
 
 from __future__ import annotations
@@ -127,6 +128,21 @@ def markdown(dataset, results, descriptions) -> str:
     "useful: neither a hit nor a miss):",
     "",
     kind_table(results),
+  ]
+  both = combined_results(results)
+  if both:
+    lines += [
+      "",
+      "Fingerprint sets tested together (a suspect is derived when any set's p-value is "
+      "below alpha / the number of sets; misses and false alarms over the same models):",
+      "",
+      kind_table(both),
+    ]
+    lines += [
+      "",
+      *(f"{n}: {r['misses']} misses, {r['false_alarms']} false alarms." for n, r in both.items()),
+    ]
+  lines += [
     "",
     "Match rate per model:",
     "",
@@ -180,13 +196,52 @@ def kind_table(results: dict) -> str:
     for k in kinds:
       es = [e for e in r["per_model"].values() if attack_kind(e) == k]
       useful = [e for e in es if e.get("useful", True)]
-      low = f", {min(e['match_rate'] for e in useful):.2f}" if useful else ""
+      low = ""
+      if useful and all("match_rate" in e for e in useful):
+        low = f", {min(e['match_rate'] for e in useful):.2f}"
       cells.append(f"{sum(e['derived'] for e in useful)}/{len(useful)} of {len(es)}{low}")
     inn = [e for e in r["per_model"].values() if attack_kind(e) is None]
-    top = max((e["match_rate"] for e in inn), default=float("nan"))
-    cells.append(f"{sum(e['derived'] for e in inn)} of {len(inn)}, {top:.2f}")
+    rates = [e["match_rate"] for e in inn if "match_rate" in e]
+    top = f", {max(rates):.2f}" if rates else ""
+    cells.append(f"{sum(e['derived'] for e in inn)} of {len(inn)}{top}")
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+# Fingerprint sets a suspect is tested against together (each at alpha / len): ucfp's
+# examples for the copies that inherit the base's weights, the base's own mistakes for
+# its students.
+COMBINED = {"ucfp+mistakes": ("ucfp", "mistakes")}
+
+
+def combine(results: dict, names, alpha: float = 1e-3) -> dict:
+  """One verdict per model from several methods' results (Bonferroni): derived when any
+  set's p-value is below alpha / len(names). Returns {"per_model": {name: {kind, useful,
+  attack, p_value (the smallest, times len(names), at most 1), derived}}, "misses",
+  "false_alarms"} over the models every set scored."""
+  sets = [results[n]["per_model"] for n in names]
+  common = [m for m in sets[0] if all(m in s for s in sets)]
+  per_model = {}
+  for m in common:
+    e = sets[0][m]
+    p = min(1.0, len(sets) * min(s[m]["p_value"] for s in sets))
+    keep = {k: e[k] for k in ("kind", "attack", "useful") if k in e}
+    per_model[m] = {**keep, "p_value": p, "derived": bool(p < alpha)}
+  copies = [e for e in per_model.values() if e["kind"] != "unassociated"]
+  return {
+    "per_model": per_model,
+    "misses": sum(not e["derived"] for e in copies if e.get("useful", True)),
+    "false_alarms": sum(e["derived"] for e in per_model.values() if e["kind"] == "unassociated"),
+  }
+
+
+def combined_results(results: dict) -> dict:
+  """combine() for each COMBINED entry whose methods all ran."""
+  return {
+    name: combine(results, parts)
+    for name, parts in COMBINED.items()
+    if all(p in results for p in parts)
+  }
 
 
 def zoo_table(zoo) -> str:
@@ -266,6 +321,9 @@ def write_figures(json_path: str) -> list[str]:
 if __name__ == "__main__":
   for arg in sys.argv[1:]:
     print("wrote", *write_figures(arg))
-    for name, r in json.load(open(arg))["methods"].items():
+    results = json.load(open(arg))["methods"]
+    for name, r in results.items():
       split = ", ".join(f"{k} {v:.3f}" for k, v in auc_split(r["per_model"]).items())
       print(f"{name}: {split}")
+    for name, r in combined_results(results).items():
+      print(f"{name}: {r['misses']} misses, {r['false_alarms']} false alarms")

@@ -338,6 +338,43 @@ def test_kind_table_counts_useful_copies_per_attack_kind():
   assert kind_table({"m": {"per_model": per_model}}).splitlines()[0].count("| other |") == 1
 
 
+def test_combine_tests_sets_together_at_alpha_over_their_number():
+  """Bonferroni over fingerprint sets: derived when any set's p < alpha / 2; a p-value
+  below alpha in one set but not below alpha / 2 is no longer enough (copy or innocent)."""
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_report import combine, kind_table
+
+  def e(kind, p, attack=None, useful=True):
+    extra = {"attack": attack} if attack else {}
+    return {"kind": kind, "p_value": p, "useful": useful, "match_rate": 0.5, **extra}
+
+  a = {
+    "pruned-0.5": e("pruned", 1e-30),
+    "distilled": e("derived", 0.3, "distill:same:4"),
+    "extracted": e("derived", 0.2, "extract:same:half_b"),
+    "washed": e("derived", 0.9, "wash:other", useful=False),
+    "innocent-a": e("unassociated", 0.5),
+    "innocent-b": e("unassociated", 0.2),
+  }
+  b = {
+    **a,
+    "distilled": e("derived", 4e-4, "distill:same:4"),  # < alpha / 2: detected
+    "extracted": e("derived", 8e-4, "extract:same:half_b"),  # < alpha, > alpha / 2: missed
+    "innocent-b": e("unassociated", 6e-4),  # the same for an innocent: no alarm
+  }
+  b.pop("innocent-a")  # scored by one set only: left out
+  c = combine({"x": {"per_model": a}, "y": {"per_model": b}}, ("x", "y"))
+  pm = c["per_model"]
+  assert set(pm) == set(a) - {"innocent-a"}
+  assert pm["pruned-0.5"]["derived"] and pm["distilled"]["derived"]
+  assert not pm["extracted"]["derived"] and not pm["innocent-b"]["derived"]
+  assert pm["distilled"]["p_value"] == pytest.approx(8e-4)
+  assert (c["misses"], c["false_alarms"]) == (1, 0)  # the not-useful copy is no miss
+  assert "match_rate" not in pm["distilled"]
+  row = kind_table({"x+y": c}).splitlines()[2]
+  assert row == "| x+y | 1/1 of 1 | 0/0 of 1 | 1/1 of 1 | 0/1 of 1 | 0 of 1 |"
+
+
 def test_auc_split_separates_weight_copies_from_students():
   sys.path.insert(0, ROOT)
   from benchmarks.quality_report import auc_split
