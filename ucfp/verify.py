@@ -11,7 +11,7 @@ The null rate is `--null_rate`, or the 95% upper bound of the match rates of the
 report's unassociated models (the suspect itself left out when it is one of them).
 `--null=beta-binomial` (with `--report`) also takes from them how widely independent
 models' match rates spread (`ucfp.null_dispersion`): the test for fingerprints that
-innocents follow by whole groups (see README, Client models), binomial where they
+innocents follow by whole groups (see docs/client-models.md), binomial where they
 spread no wider than the binomial.
 Prints the match rate, p-value and verdict (`--json`: one JSON object) and exits
 0 (not derived), 1 (derived) or 2 (error, with a one-line message).
