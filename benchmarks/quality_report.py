@@ -140,7 +140,11 @@ def markdown(dataset, results, descriptions) -> str:
     ]
     lines += [
       "",
-      *(f"{n}: {r['misses']} misses, {r['false_alarms']} false alarms." for n, r in both.items()),
+      *(
+        f"{n}: {r['misses']} misses, {r['false_alarms']} false alarms, ROC AUC of -log p "
+        f"{r['auc']:.3f}."
+        for n, r in both.items()
+      ),
     ]
   lines += [
     "",
@@ -218,7 +222,8 @@ def combine(results: dict, names, alpha: float = 1e-3) -> dict:
   """One verdict per model from several methods' results (Bonferroni): derived when any
   set's p-value is below alpha / len(names). Returns {"per_model": {name: {kind, useful,
   attack, p_value (the smallest, times len(names), at most 1), derived}}, "misses",
-  "false_alarms"} over the models every set scored."""
+  "false_alarms", "auc"} over the models every set scored; auc: ROC AUC of -log p,
+  useful copies vs innocents."""
   sets = [results[n]["per_model"] for n in names]
   common = [m for m in sets[0] if all(m in s for s in sets)]
   per_model = {}
@@ -228,8 +233,12 @@ def combine(results: dict, names, alpha: float = 1e-3) -> dict:
     keep = {k: e[k] for k in ("kind", "attack", "useful") if k in e}
     per_model[m] = {**keep, "p_value": p, "derived": bool(p < alpha)}
   copies = [e for e in per_model.values() if e["kind"] != "unassociated"]
+  score = lambda es: [-np.log(max(e["p_value"], 1e-300)) for e in es]
+  inn = [e for e in per_model.values() if e["kind"] == "unassociated"]
+  thefts = [e for e in copies if e.get("useful", True)]
   return {
     "per_model": per_model,
+    "auc": roc_auc(score(thefts), score(inn)) if thefts and inn else float("nan"),
     "misses": sum(not e["derived"] for e in copies if e.get("useful", True)),
     "false_alarms": sum(e["derived"] for e in per_model.values() if e["kind"] == "unassociated"),
   }
@@ -326,4 +335,4 @@ if __name__ == "__main__":
       split = ", ".join(f"{k} {v:.3f}" for k, v in auc_split(r["per_model"]).items())
       print(f"{name}: {split}")
     for name, r in combined_results(results).items():
-      print(f"{name}: {r['misses']} misses, {r['false_alarms']} false alarms")
+      print(f"{name}: {r['misses']} misses, {r['false_alarms']} false alarms, auc {r['auc']:.3f}")

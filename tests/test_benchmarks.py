@@ -370,6 +370,8 @@ def test_combine_tests_sets_together_at_alpha_over_their_number():
   assert not pm["extracted"]["derived"] and not pm["innocent-b"]["derived"]
   assert pm["distilled"]["p_value"] == pytest.approx(8e-4)
   assert (c["misses"], c["false_alarms"]) == (1, 0)  # the not-useful copy is no miss
+  # -log p: pruned and distilled above the innocent, extracted (p 1.6e-3) below it (1.2e-3)
+  assert c["auc"] == pytest.approx(2 / 3)
   assert "match_rate" not in pm["distilled"]
   row = kind_table({"x+y": c}).splitlines()[2]
   assert row == "| x+y | 1/1 of 1 | 0/0 of 1 | 1/1 of 1 | 0/1 of 1 | 0 of 1 |"
