@@ -137,8 +137,6 @@ def markdown(dataset, results, descriptions) -> str:
       "below alpha / the number of sets; misses and false alarms over the same models):",
       "",
       kind_table(both),
-    ]
-    lines += [
       "",
       *(
         f"{n}: {r['misses']} misses, {r['false_alarms']} false alarms, ROC AUC of -log p "
@@ -232,15 +230,14 @@ def combine(results: dict, names, alpha: float = 1e-3) -> dict:
     p = min(1.0, len(sets) * min(s[m]["p_value"] for s in sets))
     keep = {k: e[k] for k in ("kind", "attack", "useful") if k in e}
     per_model[m] = {**keep, "p_value": p, "derived": bool(p < alpha)}
-  copies = [e for e in per_model.values() if e["kind"] != "unassociated"]
-  score = lambda es: [-np.log(max(e["p_value"], 1e-300)) for e in es]
   inn = [e for e in per_model.values() if e["kind"] == "unassociated"]
-  thefts = [e for e in copies if e.get("useful", True)]
+  thefts = [e for e in per_model.values() if e["kind"] != "unassociated" and e.get("useful", True)]
+  score = lambda es: [-np.log(max(e["p_value"], 1e-300)) for e in es]
   return {
     "per_model": per_model,
     "auc": roc_auc(score(thefts), score(inn)) if thefts and inn else float("nan"),
-    "misses": sum(not e["derived"] for e in copies if e.get("useful", True)),
-    "false_alarms": sum(e["derived"] for e in per_model.values() if e["kind"] == "unassociated"),
+    "misses": sum(not e["derived"] for e in thefts),
+    "false_alarms": sum(e["derived"] for e in inn),
   }
 
 
