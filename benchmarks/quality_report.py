@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import provenance  # noqa: E402
+from ucfp.core import scoring  # noqa: E402
 from ucfp.core.io import atomic_write_bytes  # noqa: E402
 from ucfp.evaluation import figures  # noqa: E402
 from ucfp.pipeline import evaluate  # noqa: E402
@@ -227,7 +228,7 @@ def combine(results: dict, names, alpha: float = 1e-3) -> dict:
   per_model = {}
   for m in common:
     e = sets[0][m]
-    p = min(1.0, len(sets) * min(s[m]["p_value"] for s in sets))
+    p = scoring.combined_p_value([s[m]["p_value"] for s in sets])
     keep = {k: e[k] for k in ("kind", "attack", "useful") if k in e}
     per_model[m] = {**keep, "p_value": p, "derived": bool(p < alpha)}
   inn = [e for e in per_model.values() if e["kind"] == "unassociated"]

@@ -100,6 +100,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # workers train VGGs ~1.5x the images/s of one process (benchmarks/results/train-speed.md).
   c.train.workers = 1
 
+  # Also a second fingerprint set from the base's own mistakes (ucfp.mistake_fingerprints):
+  # num_fingerprints of its training images that it labels wrongly and no reference model
+  # labels the same way, saved as mistakes.npz; students of its labels (distilled,
+  # extracted) learn them where they lose the examples, and `ucfp.verify` tests both sets
+  # at alpha / 2 (CIFAR-10: every useful copy of 21 attacks detected, 0 of 22 false
+  # alarms, benchmarks/results/quality-cifar10-threat.md). Needs reference models; skipped,
+  # with the reason in report.json, where the base makes too few mistakes (8x8 digits).
+  c.mistakes = False
+
   # --- The owner's reference models (never evaluated as innocents).
   c.reference = ml_collections.ConfigDict()
   # arch:seed[:subset[:epochs]], trained only when ltrc.term = 'reference'. Many of the

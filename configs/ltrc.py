@@ -25,6 +25,7 @@ def get_config(arg: str | None = None):
   c.ltrc.radius = 0.0 if c.image_shape[0] <= 8 else paper_radius(c.image_shape)
   c.ltrc.term = "reference"
   c.ltrc.weight = 3.0
+  c.mistakes = True  # and the base's own mistakes, for its students (see base.py)
   if c.image_shape[0] > 8:
     # Milder variants than RC's U[0.3, 0.9] on the 32x32 VGG: 90%-pruned without
     # fine-tuning it is broken, and examples that broken variants still classify as

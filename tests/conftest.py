@@ -39,6 +39,17 @@ def tiny_job(tmp_path_factory):
   return workdir, out
 
 
+@pytest.fixture(scope="session")
+def mistakes_job(tmp_path_factory):
+  """The main job on the tiny preset trained 1 epoch (so the base makes mistakes on its
+  training images), with 10 fingerprints and a mistakes set: (workdir, CompletedProcess).
+  Tests must not change the work directory."""
+  workdir = tmp_path_factory.mktemp("mistakes-job")
+  out = run_generate(workdir, "--config.num_fingerprints=10", "--config.train.epochs=1")
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, out
+
+
 def set_fields(c, **kw):
   """Sets config fields by dotted name (`set_fields(c, **{"robust.num_variants": 2})`)."""
   for k, v in kw.items():

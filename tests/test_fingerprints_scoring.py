@@ -13,8 +13,9 @@ from ucfp import (
   null_rate_upper_bound,
   uniqueness_score,
   verify,
+  verify_combined,
 )
-from ucfp.core.scoring import binomial_p_value
+from ucfp.core.scoring import binomial_p_value, combined_p_value
 
 
 def _fps(n=12, seed=0):
@@ -233,3 +234,43 @@ def test_suspect_checks_without_a_recorded_class_count():
 def test_null_rate_upper_bound_rejects_bad_input(rates, n, message):
   with pytest.raises(ValueError, match=message):
     null_rate_upper_bound(rates, n)
+
+
+def _follower(sets, k):
+  """A black box that gives the fingerprint label to the first k[j] images of set j and
+  another label to every other image."""
+  table = {}
+  for fp, kj in zip(sets, k, strict=True):
+    for i, (x, y) in enumerate(zip(fp.x, fp.y, strict=True)):
+      table[x.tobytes()] = int(y) if i < kj else int((y + 1) % 10)
+  return lambda x: np.array([table[xi.tobytes()] for xi in np.asarray(x, np.float32)])
+
+
+def test_verify_combined_tests_each_set_at_alpha_over_their_number():
+  a, b = _fps(100, seed=1), _fps(100, seed=2)
+  alpha, null = 1e-3, 0.1
+  # k matches of 100 whose binomial p-value is below alpha but not below alpha / 2
+  k = next(k for k in range(101) if binomial_p_value(k, 100, null) < alpha)
+  p_k = binomial_p_value(k, 100, null)
+  assert alpha / 2 <= p_k < alpha
+  alone = verify(a, _follower([a, b], [k, 0]), null_rate=null, alpha=alpha)
+  both = verify_combined([a, b], _follower([a, b], [k, 0]), null_rates=[null, null], alpha=alpha)
+  assert alone.derived and not both.derived  # one set's chance at alpha is two sets' at 2 alpha
+  assert both.p_value == pytest.approx(2 * p_k) and both.alpha == alpha
+  assert [v.alpha for v in both.verdicts] == [alpha / 2, alpha / 2]
+  # a student that keeps only the second set's labels is caught by it
+  student = verify_combined([a, b], _follower([a, b], [0, 60]), null_rates=[0.1, 0.3])
+  assert student.derived and not student.verdicts[0].derived and student.verdicts[1].derived
+  assert student.verdicts[1].match_rate == 0.6 and student.verdicts[1].null_rate == 0.3
+  assert student.p_value == pytest.approx(2 * binomial_p_value(60, 100, 0.3))
+  innocent = verify_combined([a, b], _follower([a, b], [10, 30]), null_rates=[0.1, 0.3])
+  assert not innocent.derived and innocent.p_value == 1.0
+  one = verify_combined([a], _follower([a], [k]), null_rates=[null], dispersions=[0.05])
+  ref = verify(a, _follower([a], [k]), null_rate=null, dispersion=0.05)
+  assert one.p_value == ref.p_value and one.verdicts == (ref,)
+  with pytest.raises(ValueError, match="2 fingerprint sets need as many null_rates \\(1\\)"):
+    verify_combined([a, b], _follower([a], [k]), null_rates=[null])
+  with pytest.raises(ValueError, match="0 fingerprint sets"):
+    verify_combined([], _follower([a], [k]), null_rates=[])
+  with pytest.raises(ValueError, match="p_values must be >= 1 numbers in \\[0, 1\\]"):
+    combined_p_value([0.5, 1.5])

@@ -34,6 +34,10 @@ def test_main_job_end_to_end_and_restore(tiny_job):
     report["robustness"] - report["transferability"]
   )
   assert os.path.exists(tmp_path / "fingerprints.npz")
+  # configs/ltrc.py asks for a mistakes set; the base makes too few training mistakes
+  assert "too few" in report["mistakes"]["skipped"] and "no mistakes set: num=20" in out.stdout
+  assert not os.path.exists(tmp_path / "mistakes.npz")
+  assert "- No mistakes set: num=20: the model labels" in open(tmp_path / "report.md").read()
   assert "wrote" in out.stdout and "Uniqueness Score" in out.stdout
   assert f"wrote {tmp_path / 'report.md'} with 5 figures" in out.stdout
   md = open(tmp_path / "report.md").read()
@@ -173,3 +177,41 @@ def test_main_job_with_data_starts(tiny_job, tmp_path):
   assert fps.meta["config"]["init"] == "data"
   first = Fingerprints.load(str(tiny_job[0] / "fingerprints.npz"))
   assert not np.array_equal(fps.x, first.x)
+
+
+def test_main_job_writes_and_scores_the_mistakes_set(mistakes_job, tmp_path):
+  import shutil
+
+  import ucfp
+  from ucfp.core.scoring import combined_p_value
+
+  workdir, out = mistakes_job
+  report = json.load(open(workdir / "report.json"))
+  mistakes = report["mistakes"]
+  path = workdir / "mistakes.npz"
+  assert mistakes["fingerprints"] == str(path) and f"wrote {path}" in out.stdout
+  fps = ucfp.Fingerprints.load(str(path))
+  assert len(fps) == mistakes["num_fingerprints"] == 10 and fps.meta["method"] == "mistakes"
+  assert mistakes["base"]["match_rate"] == 1.0  # the base's own labels
+  assert [e["match_rate"] for e in mistakes["reference"]] == [0.0]  # none a reference gives
+  innocents = {e["name"]: e["match_rate"] for e in mistakes["unassociated"]}
+  assert mistakes["transferability"] == pytest.approx(np.mean(list(innocents.values())))
+  for kind in ("pruned", "unassociated"):
+    for e, m in zip(report[kind], mistakes[kind], strict=True):
+      assert e["name"] == m["name"] and e["mistakes_match_rate"] == m["match_rate"]
+      p = combined_p_value([e["p_value"], m["p_value"]])
+      assert e["combined"] == {"p_value": p, "derived": p < 1e-3}
+  header = next(line for line in out.stdout.splitlines() if line.startswith("model "))
+  assert header.split()[-2:] == ["mistakes", "both"]
+  assert "mistakes set: R = " in out.stdout
+  md = open(workdir / "report.md").read()
+  assert "| mistakes | both |" in md and "- Mistakes set (`mistakes.npz`, 10 of the base's" in md
+  # a run without the set removes an earlier run's file (not these fingerprints' set)
+  again = tmp_path / "work"
+  shutil.copytree(workdir, again)
+  out = _run(again, "--config.num_fingerprints=10", "--config.train.epochs=1",
+             "--config.mistakes=false", "--config.evaluate=false")  # fmt: skip
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "training " not in out.stdout and not os.path.exists(again / "mistakes.npz")
+  assert "mistakes" not in json.load(open(again / "report.json"))
+  assert "mistakes" not in out.stdout

@@ -296,3 +296,48 @@ def test_checkpoint_and_report_that_do_not_fit_the_fingerprints(cli, tiny_job, t
   code, _, err = cli(f"--fingerprints={_tamper(workdir / 'fingerprints.npz', tmp_path / 't.npz')}",
                      base, "--null_rate=0.1")  # fmt: skip
   assert code == 2 and "sha256 mismatch" in err
+
+
+def test_main_job_with_a_mistakes_set_tests_both_at_alpha_over_2(cli, mistakes_job, tmp_path):
+  from ucfp.core.scoring import combined_p_value
+
+  workdir, _ = mistakes_job
+  report = json.load(open(workdir / "report.json"))
+  fp, rep = f"--fingerprints={workdir / 'fingerprints.npz'}", f"--report={workdir / 'report.json'}"
+  expected = {e["name"]: e for k in ("pruned", "unassociated") for e in report[k]}
+  for name, e in expected.items():
+    code, out, err = cli(fp, f"--suspect={workdir / 'models' / name}", rep, "--json")
+    result = json.loads(out)
+    examples, mistakes = result["sets"]  # auto: the report's mistakes set
+    assert mistakes["fingerprints"] == str(workdir / "mistakes.npz"), err
+    assert examples["match_rate"] == result["match_rate"] == pytest.approx(e["match_rate"])
+    assert mistakes["match_rate"] == pytest.approx(e["mistakes_match_rate"])
+    assert examples["alpha"] == mistakes["alpha"] == 5e-4
+    assert result["p_value"] == combined_p_value([examples["p_value"], mistakes["p_value"]])
+    assert code == int(result["derived"]) and result["derived"] == (result["p_value"] < 1e-3)
+    if name in [i["name"] for i in report["unassociated"]]:  # leave-one-out, as evaluated
+      assert result["p_value"] == pytest.approx(e["combined"]["p_value"])
+  base = f"--suspect={workdir / 'models' / 'base-cnn_small'}"
+  code, out, _ = cli(fp, base, rep)
+  assert "mistakes    1.000 (10 of 10) against null rate" in out
+  assert "(the smallest of 2 sets' p-values x 2;" in out
+  code, out, _ = cli(fp, base, rep, "--mistakes=none", "--json")
+  (only,) = json.loads(out)["sets"]
+  assert only["alpha"] == 1e-3 and json.loads(out)["p_value"] == only["p_value"]
+  # the report and its mistakes set moved together: found beside the report
+  moved = tmp_path / "moved"
+  moved.mkdir()
+  (moved / "mistakes.npz").write_bytes((workdir / "mistakes.npz").read_bytes())
+  gone = {**report, "mistakes": {**report["mistakes"], "fingerprints": "/nonexistent/mistakes.npz"}}
+  (moved / "report.json").write_text(json.dumps(gone))
+  code, out, err = cli(fp, base, f"--report={moved / 'report.json'}", "--json")
+  assert json.loads(out)["sets"][1]["fingerprints"] == str(moved / "mistakes.npz"), err
+  (moved / "mistakes.npz").unlink()
+  code, _, err = cli(fp, base, f"--report={moved / 'report.json'}")
+  assert code == 2 and "names a mistakes set '/nonexistent/mistakes.npz' that is neither" in err
+  code, _, err = cli(fp, base, "--null_rate=0.1", f"--mistakes={workdir / 'mistakes.npz'}")
+  assert code == 2 and "--mistakes=PATH needs --report=report.json" in err
+  no_rates = {**report, "mistakes": {"fingerprints": report["mistakes"]["fingerprints"]}}
+  (moved / "report.json").write_text(json.dumps(no_rates))
+  code, _, err = cli(fp, base, f"--report={moved / 'report.json'}")
+  assert code == 2 and "report has no 'unassociated' match rates" in err

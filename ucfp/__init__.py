@@ -9,6 +9,7 @@ from ucfp.core.generation import fingerprint
 from ucfp.core.mistakes import mistake_fingerprints
 from ucfp.core.progress import show_progress
 from ucfp.core.scoring import (
+  CombinedVerdict,
   UniquenessReport,
   Verdict,
   match_rate,
@@ -16,11 +17,13 @@ from ucfp.core.scoring import (
   null_rate_upper_bound,
   uniqueness_score,
   verify,
+  verify_combined,
 )
 from ucfp.core.types import Model
 from ucfp.references import simple_references, train_references
 
 __all__ = [
+  "CombinedVerdict",
   "Fingerprints",
   "Model",
   "UniquenessReport",
@@ -35,5 +38,6 @@ __all__ = [
   "train_references",
   "uniqueness_score",
   "verify",
+  "verify_combined",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ from ucfp.core import scoring
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.generation import fingerprint
 from ucfp.core.io import atomic_write_json
+from ucfp.core.mistakes import mistake_fingerprints
 from ucfp.evaluation.checks import validate_config
 from ucfp.evaluation.data import load_dataset
 from ucfp.evaluation.report_md import write_report
@@ -61,6 +62,41 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
   }
 
 
+def mistakes_set(config, zoo: Zoo, data) -> tuple[Fingerprints | None, str]:
+  """The base's mistakes set (`ucfp.mistake_fingerprints` on its training images, the
+  zoo's reference models, config.num_fingerprints of them) when `config.mistakes`:
+  (fingerprints, "") or (None, why there is none)."""
+  if not config.get("mistakes", False):
+    return None, "config.mistakes is off"
+  if not zoo.reference:
+    return None, "no reference models (config.ltrc.term is not 'reference')"
+  refs = [m.model for m in zoo.reference]
+  try:
+    fps = mistake_fingerprints(
+      zoo.base.model, data.train_x, data.train_y, reference=refs, num=config.num_fingerprints
+    )
+  except ValueError as e:  # too few mistakes: a base that fits its training set
+    return None, str(e)
+  return fps, ""
+
+
+def add_mistakes(report: dict, fps: Fingerprints, zoo: Zoo | None, path: str) -> None:
+  """report["mistakes"]: the mistakes set's file and, with a zoo, its own evaluation
+  (every model's match rate, leave-one-out verdicts, R, T, US); each judged entry of the
+  report gains `mistakes_match_rate` and `combined` (p_value, derived): the verdict of
+  both sets at alpha / 2 (`ucfp.verify_combined`, Bonferroni)."""
+  report["mistakes"] = {"fingerprints": path, "num_fingerprints": len(fps)}
+  if zoo is None:
+    return
+  sub = evaluate(fps, zoo)
+  report["mistakes"].update(sub)
+  for kind in ("pruned", "derived", "unassociated"):
+    for e, m in zip(report.get(kind, []), sub.get(kind, []), strict=True):
+      p = scoring.combined_p_value([e["p_value"], m["p_value"]])
+      e["mistakes_match_rate"] = m["match_rate"]
+      e["combined"] = {"p_value": p, "derived": bool(p < 1e-3)}
+
+
 def format_table(report: dict) -> str:
   """The report as a text table: one row per model, `-` where a cell does not apply (the
   owner's models get no verdict; without evaluation no match rates), no trailing spaces."""
@@ -71,10 +107,25 @@ def format_table(report: dict) -> str:
     match = f"{e['match_rate']:.2f}" if "match_rate" in e else "-"
     return (e["name"], kind, f"{e['test_accuracy']:.4f}", match, p, derived)
 
-  rows = [("model", "kind", "test acc", "match", "p-value", "derived"), row(report["base"], "base")]
+  both = any("combined" in e for k in ("pruned", "unassociated") for e in report.get(k, []))
+
+  def row_both(e, kind):  # with a mistakes set: its match rate, the verdict of both sets
+    r = row(e, kind)
+    if not both:
+      return r
+    m = report["mistakes"]["base"]["match_rate"] if kind == "base" else e.get("mistakes_match_rate")
+    c = e.get("combined")
+    return (
+      *r,
+      "-" if m is None else f"{m:.2f}",
+      "-" if c is None else "yes" if c["derived"] else "no",
+    )
+
+  header = ("model", "kind", "test acc", "match", "p-value", "derived")
+  rows = [header + (("mistakes", "both") if both else ()), row_both(report["base"], "base")]
   for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
-      rows.append(row(e, kind if e.get("useful", True) else f"{kind} (not useful)"))
+      rows.append(row_both(e, kind if e.get("useful", True) else f"{kind} (not useful)"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
   lines.insert(1, "  ".join("-" * w for w in widths))
@@ -83,6 +134,18 @@ def format_table(report: dict) -> str:
       f"robustness R = {report['robustness']:.3f}   transferability T = "
       f"{report['transferability']:.3f}   Uniqueness Score US = {report['uniqueness_score']:.3f}"
     )
+  mistakes = report.get("mistakes", {})
+  if "uniqueness_score" in mistakes:
+    copies = [e for k in ("pruned", "derived") for e in report.get(k, []) if e.get("useful", True)]
+    inn = report["unassociated"]
+    lines.append(
+      f"mistakes set: R = {mistakes['robustness']:.3f}   T = {mistakes['transferability']:.3f}"
+      f"   both sets at alpha / 2 (column 'both'): {sum(e['combined']['derived'] for e in copies)}"
+      f" of {len(copies)} derived copies, {sum(e['combined']['derived'] for e in inn)} of "
+      f"{len(inn)} innocents judged derived"
+    )
+  elif "skipped" in mistakes:
+    lines.append(f"no mistakes set: {mistakes['skipped']}")
   return "\n".join(lines)
 
 
@@ -132,6 +195,19 @@ def run(config, workdir: str) -> dict:
   if writer:
     fps.save(fp_path)
 
+  t = time.perf_counter()
+  mistakes, why_not = mistakes_set(config, zoo, data)
+  if mistakes is not None:
+    seconds["mistakes"] = time.perf_counter() - t
+    print(
+      f"mistakes set: {len(mistakes)} of the base's mistakes on its training images", flush=True
+    )
+  mistakes_path = os.path.join(workdir, "mistakes.npz")
+  if writer and mistakes is not None:
+    mistakes.save(mistakes_path)
+  elif writer and os.path.exists(mistakes_path):  # an earlier run's: not these fingerprints'
+    os.remove(mistakes_path)
+
   report = {
     "method": config.method,
     "dataset": config.dataset,
@@ -144,6 +220,10 @@ def run(config, workdir: str) -> dict:
     seconds["evaluate"] = time.perf_counter() - t
   else:
     report["base"] = {"name": zoo.base.name, "test_accuracy": zoo.base.test_accuracy}
+  if mistakes is not None:
+    add_mistakes(report, mistakes, zoo if config.evaluate else None, mistakes_path)
+  elif config.get("mistakes", False):
+    report["mistakes"] = {"skipped": why_not}
   seconds["total"] = time.perf_counter() - t0
   report["seconds"] = seconds
   report["fingerprints"] = fp_path
@@ -151,7 +231,8 @@ def run(config, workdir: str) -> dict:
   if writer:
     report_path = os.path.join(workdir, "report.json")
     atomic_write_json(report_path, report)
-    print(f"wrote {fp_path}\nwrote {report_path}", flush=True)
+    written = [fp_path, *([mistakes_path] if mistakes is not None else []), report_path]
+    print("\n".join(f"wrote {p}" for p in written), flush=True)
     t = time.perf_counter()
     md_path, figs = write_report(report, fps.x, fps.y, workdir)
     print(

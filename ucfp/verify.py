@@ -24,13 +24,16 @@ works either way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import types
 
 from absl import app, flags, logging
 
 from ucfp.core import scoring
+from ucfp.core.fingerprints import Fingerprints
 
 NOT_DERIVED, DERIVED, ERROR = 0, 1, 2
 
@@ -50,6 +53,12 @@ _NULL = flags.DEFINE_enum(
   "binomial",
   ["binomial", "beta-binomial"],
   "The null distribution of the matches; beta-binomial: its spread from --report's innocents.",
+)
+_MISTAKES = flags.DEFINE_string(
+  "mistakes",
+  "auto",
+  "A second fingerprint set, the base's mistakes (.npz), tested with --fingerprints at "
+  "alpha / 2 each: auto (the one --report names, if any) | none | a path (needs --report).",
 )
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
 
@@ -100,6 +109,8 @@ def _check_flags(argv: list[str]) -> None:
     raise ValueError(f"--null_rate={_NULL_RATE.value} must be in [0, 1]")
   if not 0.0 < _ALPHA.value < 1.0:
     raise ValueError(f"--alpha={_ALPHA.value} must be in (0, 1)")
+  if _MISTAKES.value not in ("auto", "none") and _REPORT.value is None:
+    raise ValueError("--mistakes=PATH needs --report=report.json (its innocents give its null)")
   if _NULL.value == "beta-binomial" and _REPORT.value is None:
     raise ValueError("--null=beta-binomial needs --report=report.json (its innocents' spread)")
 
@@ -109,11 +120,72 @@ def _check_innocents(rates: list[float]) -> None:
     raise ValueError("--null=beta-binomial needs >= 2 unassociated models in --report")
 
 
+def _mistakes_path(report: dict | None) -> str | None:
+  """The mistakes set to test beside --fingerprints: --mistakes, or with auto the one the
+  report names (beside the report, else where it was written); None for none."""
+  if _MISTAKES.value == "none" or report is None:
+    return None
+  if _MISTAKES.value != "auto":
+    path = _MISTAKES.value
+  else:
+    recorded = report.get("mistakes", {}).get("fingerprints")
+    if not recorded:  # no mistakes set (off, or skipped: too few mistakes)
+      return None
+    beside = os.path.join(
+      os.path.dirname(os.path.abspath(_REPORT.value)), os.path.basename(recorded)
+    )
+    path = beside if os.path.exists(beside) else recorded
+    if not os.path.exists(path):
+      raise ValueError(
+        f"--report names a mistakes set {recorded!r} that is neither beside the report nor "
+        "there; give --mistakes=PATH or --mistakes=none (the examples alone)"
+      )
+  if not isinstance(report.get("mistakes"), dict):
+    raise ValueError("--mistakes: --report has no 'mistakes' match rates to take its null from")
+  return path
+
+
+def _null(report: dict | None, n: int, exclude: str) -> tuple[float, float, list[str]]:
+  """(null rate, dispersion, innocents' names) of one set from its part of the report."""
+  from ucfp.evaluation import suspects
+
+  if report is None:
+    return _NULL_RATE.value, 0.0, []
+  rates, innocents = suspects.report_innocent_rates(report, n, exclude=exclude)
+  _check_innocents(rates)  # the suspect left out
+  rho = scoring.null_dispersion(rates, n) if _NULL.value == "beta-binomial" else 0.0
+  return scoring.null_rate_upper_bound(rates, n), rho, innocents
+
+
+def _text(result: dict, source: str) -> str:
+  first, *more = result["sets"]
+  lines = [
+    f"suspect     {result['suspect']} ({result['suspect_kind']})",
+    f"match rate  {first['match_rate']:.3f} ({first['matches']} of {first['num_fingerprints']})",
+    f"null rate   {first['null_rate']:.4f} ({source})",
+  ]
+  if result["null"] == "beta-binomial":
+    lines.append(f"null        beta-binomial, dispersion rho {first['dispersion']:.3f}")
+  for s in more:
+    lines.append(
+      f"mistakes    {s['match_rate']:.3f} ({s['matches']} of {s['num_fingerprints']}) against "
+      f"null rate {s['null_rate']:.4f}, p-value {s['p_value']:.3g} ({s['fingerprints']})"
+    )
+  if more:
+    lines.append(
+      f"p-value     {result['p_value']:.3g} (the smallest of {len(result['sets'])} sets' "
+      f"p-values x {len(result['sets'])}; examples' {first['p_value']:.3g}; alpha {result['alpha']:g})"
+    )
+  else:
+    lines.append(f"p-value     {result['p_value']:.3g} (alpha {result['alpha']:g})")
+  lines.append(f"verdict     {result['verdict'].upper()}")
+  return "\n".join(lines)
+
+
 def run(argv: list[str]) -> int:
   """The command with flags already parsed; returns the exit status (0, 1 or 2)."""
   try:
     _check_flags(argv)
-    from ucfp.core.fingerprints import Fingerprints
     from ucfp.evaluation import suspects
 
     fps = Fingerprints.load(_FINGERPRINTS.value)
@@ -126,36 +198,45 @@ def run(argv: list[str]) -> int:
         raise ValueError(f"--report={_REPORT.value!r} is not a readable JSON file: {e}") from e
       # a bad report fails before any compute
       _check_innocents(suspects.report_innocent_rates(report, len(fps))[0])
+    paths = [_FINGERPRINTS.value]
+    sets, parts = [fps], [report]
+    mistakes_path = _mistakes_path(report)
+    if mistakes_path is not None:
+      mistakes = Fingerprints.load(mistakes_path)
+      _check_innocents(suspects.report_innocent_rates(report["mistakes"], len(mistakes))[0])
+      paths, sets, parts = [*paths, mistakes_path], [*sets, mistakes], [*parts, report["mistakes"]]
     suspect = suspects.load_suspect(_SUSPECT.value, fps.x.shape[1:])
-    rho = 0.0
-    if report is None:
-      null_rate, innocents = _NULL_RATE.value, []
-    else:
-      rates, innocents = suspects.report_innocent_rates(report, len(fps), exclude=suspect.name)
-      _check_innocents(rates)  # the suspect left out
-      null_rate = scoring.null_rate_upper_bound(rates, len(fps))
-      if _NULL.value == "beta-binomial":
-        rho = scoring.null_dispersion(rates, len(fps))
-    verdict = scoring.verify(
-      fps, suspect.model, null_rate=null_rate, alpha=_ALPHA.value, dispersion=rho
+    nulls = [_null(part, len(s), suspect.name) for part, s in zip(parts, sets, strict=True)]
+    combined = scoring.verify_combined(
+      sets,
+      suspect.model,
+      null_rates=[r for r, _, _ in nulls],
+      alpha=_ALPHA.value,
+      dispersions=[d for _, d, _ in nulls],
     )
   except Exception as e:  # noqa: BLE001 - every failure is exit 2, never 1 (derived)
     return _error(_one_line(e))
+  first, innocents = combined.verdicts[0], nulls[0][2]
   result = {
     "suspect": suspect.name,
     "suspect_kind": suspect.kind,
     "fingerprints": _FINGERPRINTS.value,
-    "num_fingerprints": verdict.num_fingerprints,
-    "matches": verdict.matches,
-    "match_rate": verdict.match_rate,
-    "null_rate": verdict.null_rate,
+    "num_fingerprints": first.num_fingerprints,
+    "matches": first.matches,
+    "match_rate": first.match_rate,
+    "null_rate": first.null_rate,
     "null_from": innocents if report is not None else "--null_rate",
     "null": _NULL.value,
-    "dispersion": verdict.dispersion,
-    "p_value": verdict.p_value,
-    "alpha": verdict.alpha,
-    "derived": verdict.derived,
-    "verdict": "derived" if verdict.derived else "not derived",
+    "dispersion": first.dispersion,
+    # with a mistakes set: the combined (Bonferroni) p-value and verdict of both sets
+    "p_value": combined.p_value,
+    "alpha": combined.alpha,
+    "derived": combined.derived,
+    "verdict": "derived" if combined.derived else "not derived",
+    "sets": [
+      {"fingerprints": path, **dataclasses.asdict(v)}
+      for path, v in zip(paths, combined.verdicts, strict=True)
+    ],
   }
   if _JSON.value:
     print(json.dumps(result))
@@ -165,19 +246,8 @@ def run(argv: list[str]) -> int:
       if report is not None
       else "--null_rate"
     )
-    print(
-      f"suspect     {suspect.name} ({suspect.kind})\n"
-      f"match rate  {verdict.match_rate:.3f} ({verdict.matches} of {verdict.num_fingerprints})\n"
-      f"null rate   {verdict.null_rate:.4f} ({source})\n"
-      + (
-        f"null        beta-binomial, dispersion rho {verdict.dispersion:.3f}\n"
-        if _NULL.value == "beta-binomial"
-        else ""
-      )
-      + f"p-value     {verdict.p_value:.3g} (alpha {verdict.alpha:g})\n"
-      f"verdict     {result['verdict'].upper()}"
-    )
-  return DERIVED if verdict.derived else NOT_DERIVED
+    print(_text(result, source))
+  return DERIVED if combined.derived else NOT_DERIVED
 
 
 def main(argv: list[str]) -> None:

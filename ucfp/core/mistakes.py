@@ -95,10 +95,11 @@ def mistake_fingerprints(
     refs = np.stack([predict_labels(r, images[wrong], k) for r in reference])
     idx = wrong[select_mistakes(probs[wrong], labels[wrong], refs, num)]
   if len(idx) < num:
+    usable = f" and {len(idx)} of those as no reference does" if len(wrong) >= num else ""
     raise ValueError(
-      f"num={num}: the model labels {len(wrong)} of {len(labels)} images wrongly and {len(idx)} "
-      "of those as no reference does; too few for the fingerprints (a model that fits "
-      "these images carries no mistakes to copy)"
+      f"num={num}: the model labels {len(wrong)} of {len(labels)} images wrongly{usable}; "
+      "too few for the fingerprints (a model that fits these images carries no mistakes "
+      "to copy)"
     )
   x = images[idx].astype(np.float32)
   y = probs.argmax(-1)[idx].astype(np.int32)

@@ -231,3 +231,50 @@ def verify(
   k, n = int(np.sum(labels == fingerprints.y)), len(fingerprints)
   p = binomial_p_value(k, n, null_rate, dispersion)
   return Verdict(k / n, k, n, float(null_rate), p, float(alpha), p < alpha, float(dispersion))
+
+
+@dataclasses.dataclass(frozen=True)
+class CombinedVerdict:
+  verdicts: tuple[Verdict, ...]  # one per fingerprint set, each tested at alpha / m
+  p_value: float  # min(1, m * the smallest p-value): Bonferroni over the m sets
+  alpha: float
+  derived: bool  # p_value < alpha: some set's p-value < alpha / m
+
+
+def combined_p_value(p_values: Sequence[float]) -> float:
+  """Bonferroni's p-value (m,) -> min(1, m * min p): the suspect is judged derived at
+  alpha when some one of m fingerprint sets has p < alpha / m, so an independent model
+  is a false alarm with probability at most alpha whatever the sets' dependence."""
+  p = np.asarray(p_values, np.float64)
+  if p.ndim != 1 or len(p) == 0 or not np.all((p >= 0) & (p <= 1)):
+    raise ValueError(f"combined_p_value: p_values must be >= 1 numbers in [0, 1]; got {p_values}")
+  return float(min(1.0, len(p) * p.min()))
+
+
+def verify_combined(
+  fingerprint_sets: Sequence[Fingerprints],
+  suspect: Suspect,
+  *,
+  null_rates: Sequence[float],
+  alpha: float = 1e-3,
+  dispersions: Sequence[float] | None = None,
+) -> CombinedVerdict:
+  """Tests a suspect on m fingerprint sets together (e.g. `ucfp.fingerprint`'s examples,
+  which copies of the weights keep, and `ucfp.mistake_fingerprints`, which students of
+  the model's labels learn): each set by :func:`verify` at alpha / m with its own null
+  rate (and dispersion), derived when any set says so. One set: :func:`verify`."""
+  m = len(fingerprint_sets)
+  dispersions = [0.0] * m if dispersions is None else list(dispersions)
+  if m == 0 or len(null_rates) != m or len(dispersions) != m:
+    raise ValueError(
+      f"verify_combined: {m} fingerprint sets need as many null_rates ({len(null_rates)}) "
+      f"and dispersions ({len(dispersions)}), at least one"
+    )
+  if not 0.0 < alpha < 1.0:
+    raise ValueError(f"alpha={alpha} must be in (0, 1)")
+  verdicts = tuple(
+    verify(fps, suspect, null_rate=r, alpha=alpha / m, dispersion=d)
+    for fps, r, d in zip(fingerprint_sets, null_rates, dispersions, strict=True)
+  )
+  p = combined_p_value([v.p_value for v in verdicts])
+  return CombinedVerdict(verdicts, p, float(alpha), p < alpha)

@@ -42,6 +42,8 @@ def validate_config(config) -> None:
     if rate >= 1:
       raise ValueError(f"config.zoo.prune_rates: {rate} must be < 1")
   positive_int(config.zoo.finetune_epochs, "zoo.finetune_epochs")
+  if not isinstance(config.get("mistakes", False), bool):
+    raise ValueError(f"config.mistakes={config.mistakes!r} must be True or False")
   for attack in parse_attacks(config.zoo.attacks, "config.zoo.attacks"):
     if attack.kind == "prune_global" and attack.args[1] == "finetune":
       if attack.rate in [float(r) for r in config.zoo.prune_rates]:

@@ -37,19 +37,49 @@ CAPTIONS = {
 }
 
 
+def _yes(flag: bool) -> str:
+  return "**yes**" if flag else "no"
+
+
 def _kinds_table(report: Mapping) -> list[str]:
+  both = "uniqueness_score" in report.get("mistakes", {})
   lines = [
-    "| model | kind | test acc | match | p-value | derived |",
-    "|---|---|---|---|---|---|",
+    "| model | kind | test acc | match | p-value | derived |"
+    + (" mistakes | both |" if both else ""),
+    "|---|---|---|---|---|---|" + ("---|---|" if both else ""),
   ]
   for kind, e in figures.model_entries(report):
     p = f"{e['p_value']:.2g}" if "p_value" in e else ""
-    d = ("**yes**" if e["derived"] else "no") if "derived" in e else ""
-    kind = kind if e.get("useful", True) else f"{kind} (not useful)"
-    lines.append(
-      f"| {e['name']} | {kind} | {e['test_accuracy']:.4f} | {e['match_rate']:.2f} | {p} | {d} |"
-    )
+    d = _yes(e["derived"]) if "derived" in e else ""
+    row = f"| {e['name']} | {kind if e.get('useful', True) else f'{kind} (not useful)'} | "
+    row += f"{e['test_accuracy']:.4f} | {e['match_rate']:.2f} | {p} | {d} |"
+    if both:
+      m = (
+        report["mistakes"]["base"]["match_rate"] if kind == "base" else e.get("mistakes_match_rate")
+      )
+      c = e.get("combined")
+      row += f" {'' if m is None else f'{m:.2f}'} | {'' if c is None else _yes(c['derived'])} |"
+    lines.append(row)
   return lines
+
+
+def _mistakes_lines(report: Mapping) -> list[str]:
+  """The mistakes set's summary bullet (or why there is none)."""
+  m = report.get("mistakes", {})
+  if "skipped" in m:
+    return [f"- No mistakes set: {m['skipped']}"]
+  if "uniqueness_score" not in m:
+    return []
+  copies = [e for k in ("pruned", "derived") for e in report.get(k, []) if e.get("useful", True)]
+  inn = report["unassociated"]
+  return [
+    f"- Mistakes set (`{os.path.basename(m['fingerprints'])}`, {m['num_fingerprints']} of the "
+    f"base's mistakes on its training images that no reference model shares): R = "
+    f"{m['robustness']:.3f}, T = {m['transferability']:.3f}. Both sets, each at alpha / 2 "
+    f"(`ucfp.verify`'s default with this report; column *both*): "
+    f"{sum(e['combined']['derived'] for e in copies)} of {len(copies)} derived copies, "
+    f"{sum(e['combined']['derived'] for e in inn)} of {len(inn)} innocents flagged."
+  ]
 
 
 def markdown(report: Mapping, figure_paths: Mapping[str, str]) -> str:
@@ -88,6 +118,7 @@ def markdown(report: Mapping, figure_paths: Mapping[str, str]) -> str:
       )
       + ", "
       f"{sum(e['derived'] for e in innocents)} of {len(innocents)} innocents flagged.",
+      *_mistakes_lines(report),
       "",
       *_kinds_table(report),
       "",
