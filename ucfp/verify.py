@@ -2,7 +2,7 @@
 
     python -m ucfp.verify --fingerprints=ucfp-work/fingerprints.npz --suspect=SUSPECT
         (--report=ucfp-work/report.json | --null_rate=P) [--alpha=1e-3]
-        [--null=binomial|beta-binomial] [--json]
+        [--null=binomial|beta-binomial] [--mistakes=auto|none|PATH] [--json]
 
 SUSPECT is a ucfp checkpoint (`ucfp-work/models/<name>-<key>`, its `.json` record, or
 `ucfp-work/models/<name>`), `module:function` returning a `ucfp.Model` or a callable,
@@ -13,6 +13,11 @@ report's unassociated models (the suspect itself left out when it is one of them
 models' match rates spread (`ucfp.null_dispersion`): the test for fingerprints that
 innocents follow by whole groups (see docs/client-models.md), binomial where they
 spread no wider than the binomial.
+When the report names a mistakes set (`mistakes.npz`, written by `ucfp.generate` with
+`config.mistakes`), both sets are tested, each at alpha / 2 against its own innocents'
+null (`ucfp.verify_combined`), and the suspect is derived when either says so; the
+p-value printed is then the combined one (twice the smaller). `--mistakes=none` tests
+--fingerprints alone.
 Prints the match rate, p-value and verdict (`--json`: one JSON object) and exits
 0 (not derived), 1 (derived) or 2 (error, with a one-line message).
 
