@@ -1,5 +1,7 @@
 """ucfp.mistake_fingerprints: the model's own mistakes as fingerprints."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -63,3 +65,21 @@ def test_mistake_fingerprints_errors():
     ucfp.mistake_fingerprints(m, x, np.zeros(10, np.int64), reference=[ref], num=1)
   fps = ucfp.mistake_fingerprints(m, x, np.full(10, 2), reference=[ref], num=10)
   assert fps.y.tolist() == [0] * 10
+
+
+def test_mistake_fingerprints_warn_with_fewer_than_2_references_of_the_models_own():
+  x = np.zeros((10, 2, 2, 1), np.float32)
+  x[:, 0, 0, 0] = 1.0  # the model says 0 everywhere, the truth is 2: 10 mistakes
+  m, truth = _linear_model(), np.full(10, 2)
+  ref = lambda images: np.ones(len(images), np.int64)  # a black box: architecture unknown
+  own = ucfp.Model(lambda v, x: -_linear_model().apply_fn(v, x), {"scale": jnp.float32(1.0)})
+  other = ucfp.Model(
+    lambda v, x: x.reshape(len(x), -1)[:, :3] @ v, jnp.eye(3)[jnp.array([1, 1, 1])]
+  )
+  for refs, own_count in (([ref], 0), ([own, other, ref], 1)):
+    with pytest.warns(UserWarning, match=f"{own_count} white-box reference model\\(s\\) of the"):
+      ucfp.mistake_fingerprints(m, x, truth, reference=refs, num=10)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    fps = ucfp.mistake_fingerprints(m, x, truth, reference=[own, own, ref], num=10)
+  assert len(fps) == 10

@@ -13,8 +13,10 @@ training data is then an innocent's (benchmarks/results/students-digits-threat.m
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 from scipy import special
 
@@ -44,6 +46,30 @@ def select_mistakes(
   return idx[np.argsort(-confidence, kind="stable")[:num]]
 
 
+# Below this many references of the model's own architecture (full-length runs of its
+# training), the mistakes kept were ones independent models of the family make too: on the
+# CIFAR-10 BatchNorm client 4 and 1 false alarms with 0 and 1 full runs (and 4 short runs
+# and 3 simple models), none with 2 or 4 (docs/threat-model.md); the CIFAR-10 preset's 3
+# references (2 of the base's VGG) gave none of 22.
+MIN_OWN_REFERENCES = 2
+
+
+def mistakes_warning(model: Model, reference: Sequence[Suspect]) -> str | None:
+  """Why the references may be too few to filter out the mistakes every model makes."""
+  shape = str(jax.tree.map(np.shape, model.variables))
+  own = sum(
+    isinstance(r, Model) and str(jax.tree.map(np.shape, r.variables)) == shape for r in reference
+  )
+  if own >= MIN_OWN_REFERENCES:
+    return None
+  return (
+    f"ucfp.mistake_fingerprints: {own} white-box reference model(s) of the model's own "
+    f"architecture (< {MIN_OWN_REFERENCES}): with fewer than 2 full-length runs of its "
+    "training the mistakes kept were ones independent models make too (false alarms on a "
+    "CIFAR-10 client, docs/threat-model.md); short runs do not count"
+  )
+
+
 def mistake_fingerprints(
   model: Model,
   images: np.ndarray,
@@ -59,7 +85,8 @@ def mistake_fingerprints(
     images: (n, H, W, C) float32 in [0, 1], labelled images, e.g. the training set.
     labels: (n,) their true labels, ints in [0, K).
     reference: independently trained models (Model or label callables); at least one:
-      without, the mistakes kept are the ones most models make.
+      without, the mistakes kept are the ones most models make. Warns (UserWarning)
+      with fewer than 2 white-box ones of the model's own architecture (measured).
     num: N, the number of fingerprints.
 
   Raises:
@@ -81,6 +108,9 @@ def mistake_fingerprints(
       "reference: mistake_fingerprints needs at least one independently trained model "
       "(without, the mistakes kept are the ones most models make)"
     )
+  why = mistakes_warning(model, reference)
+  if why:
+    warnings.warn(why, UserWarning, stacklevel=2)
   t0 = time.perf_counter()
   logits = np.asarray(predict_logits(model.apply_fn, model.variables, images), np.float64)
   k = logits.shape[1]
