@@ -133,7 +133,8 @@ def _mistakes_path(report: dict | None) -> str | None:
   if _MISTAKES.value != "auto":
     path = _MISTAKES.value
   else:
-    recorded = report.get("mistakes", {}).get("fingerprints")
+    part = report.get("mistakes")
+    recorded = part.get("fingerprints") if isinstance(part, dict) else None
     if not recorded:  # no mistakes set (off, or skipped: too few mistakes)
       return None
     beside = os.path.join(
