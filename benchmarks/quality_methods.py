@@ -130,6 +130,16 @@ METHODS = {
     "as surrogates",
     {"robust.surrogate_attacks": OWNER_STUDENTS},
   ),
+  # Against adversarial fine-tuning (CIFAR-10: FGSM at eps 0.01 left ucfp's examples at
+  # 0.16): the owner's own FGSM-fine-tuned copy in the robustness term.
+  "ucfp_sur_adv": (
+    "ablation: the owner's FGSM-fine-tuned copy (eps 0.01) as a surrogate",
+    {"robust.surrogate_attacks": "advtrain:fgsm:0.01"},
+  ),
+  "ucfp_sur_adv_w3": (
+    "ablation: ucfp_sur_adv with surrogate weight 3",
+    {"robust.surrogate_attacks": "advtrain:fgsm:0.01", "robust.surrogate_weight": 3.0},
+  ),
   "ucfp_sur_students_w3": (
     "ablation: ucfp_sur_students with surrogate weight 3",
     {"robust.surrogate_attacks": OWNER_STUDENTS, "robust.surrogate_weight": 3.0},
