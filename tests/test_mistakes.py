@@ -32,6 +32,7 @@ def _linear_model():
   return ucfp.Model(apply_fn, {"scale": jnp.float32(10.0)}, name="toy")
 
 
+@pytest.mark.filterwarnings("ignore:ucfp.mistake_fingerprints:UserWarning")
 def test_mistake_fingerprints_carry_the_models_labels_where_no_reference_agrees():
   rng = np.random.default_rng(0)
   x = rng.random((200, 2, 2, 1)).astype(np.float32)
@@ -50,6 +51,7 @@ def test_mistake_fingerprints_carry_the_models_labels_where_no_reference_agrees(
   assert ucfp.match_rate(fps, _linear_model()) == 1.0
 
 
+@pytest.mark.filterwarnings("ignore:ucfp.mistake_fingerprints:UserWarning")
 def test_mistake_fingerprints_errors():
   x = np.zeros((10, 2, 2, 1), np.float32)
   x[:, 0, 0, 0] = 1.0  # the model says 0 everywhere
