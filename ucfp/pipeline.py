@@ -13,10 +13,12 @@ from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.generation import fingerprint
 from ucfp.core.io import atomic_write_json
 from ucfp.core.mistakes import mistake_fingerprints
+from ucfp.evaluation import report_md
 from ucfp.evaluation.checks import validate_config
 from ucfp.evaluation.data import load_dataset
-from ucfp.evaluation.report_md import write_report
 from ucfp.evaluation.zoo import Zoo, build_zoo
+
+ALPHA = 1e-3  # the report's verdicts: verify's default significance level
 
 
 def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
@@ -34,7 +36,7 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     null = scoring.null_rate_upper_bound(others, n)
     k = int(round(rates[name] * n))
     p = scoring.binomial_p_value(k, n, null)
-    return {"null_rate": null, "p_value": p, "derived": bool(p < 1e-3)}
+    return {"null_rate": null, "p_value": p, "derived": bool(p < ALPHA)}
 
   def owned(m):  # the owner's models: no verdict
     return {"name": m.name, "test_accuracy": m.test_accuracy, "match_rate": rates[m.name]}
@@ -94,7 +96,7 @@ def add_mistakes(report: dict, fps: Fingerprints, zoo: Zoo | None, path: str) ->
     for e, m in zip(report.get(kind, []), sub.get(kind, []), strict=True):
       p = scoring.combined_p_value([e["p_value"], m["p_value"]])
       e["mistakes_match_rate"] = m["match_rate"]
-      e["combined"] = {"p_value": p, "derived": bool(p < 1e-3)}
+      e["combined"] = {"p_value": p, "derived": bool(p < ALPHA)}
 
 
 def format_table(report: dict) -> str:
@@ -107,14 +109,13 @@ def format_table(report: dict) -> str:
     match = f"{e['match_rate']:.2f}" if "match_rate" in e else "-"
     return (e["name"], kind, f"{e['test_accuracy']:.4f}", match, p, derived)
 
-  both = any("combined" in e for k in ("pruned", "unassociated") for e in report.get(k, []))
+  both = report_md.has_mistakes_set(report)
 
   def row_both(e, kind):  # with a mistakes set: its match rate, the verdict of both sets
     r = row(e, kind)
     if not both:
       return r
-    m = report["mistakes"]["base"]["match_rate"] if kind == "base" else e.get("mistakes_match_rate")
-    c = e.get("combined")
+    m, c = report_md.mistakes_match(report, kind, e), e.get("combined")
     return (
       *r,
       "-" if m is None else f"{m:.2f}",
@@ -135,14 +136,12 @@ def format_table(report: dict) -> str:
       f"{report['transferability']:.3f}   Uniqueness Score US = {report['uniqueness_score']:.3f}"
     )
   mistakes = report.get("mistakes", {})
-  if "uniqueness_score" in mistakes:
-    copies = [e for k in ("pruned", "derived") for e in report.get(k, []) if e.get("useful", True)]
-    inn = report["unassociated"]
+  if both:
+    hits, copies, alarms, innocents = report_md.combined_counts(report)
     lines.append(
       f"mistakes set: R = {mistakes['robustness']:.3f}   T = {mistakes['transferability']:.3f}"
-      f"   both sets at alpha / 2 (column 'both'): {sum(e['combined']['derived'] for e in copies)}"
-      f" of {len(copies)} derived copies, {sum(e['combined']['derived'] for e in inn)} of "
-      f"{len(inn)} innocents judged derived"
+      f"   both sets at alpha / 2 (column 'both'): {hits} of {copies} derived copies, "
+      f"{alarms} of {innocents} innocents judged derived"
     )
   elif "skipped" in mistakes:
     lines.append(f"no mistakes set: {mistakes['skipped']}")
@@ -234,7 +233,7 @@ def run(config, workdir: str) -> dict:
     written = [fp_path, *([mistakes_path] if mistakes is not None else []), report_path]
     print("\n".join(f"wrote {p}" for p in written), flush=True)
     t = time.perf_counter()
-    md_path, figs = write_report(report, fps.x, fps.y, workdir)
+    md_path, figs = report_md.write_report(report, fps.x, fps.y, workdir)
     print(
       f"wrote {md_path} with {len(figs)} figures in {os.path.join(workdir, 'figures')} "
       f"({time.perf_counter() - t:.1f} s)",

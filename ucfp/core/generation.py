@@ -147,7 +147,7 @@ MIN_REFERENCES = 4
 MIN_OWN_ARCHITECTURE = 6
 
 
-def _architecture(variables) -> str:
+def architecture(variables) -> str:
   """One architecture = one pytree structure with the same leaf shapes."""
   return str(jax.tree.map(jnp.shape, variables))
 
@@ -158,11 +158,11 @@ def reference_warning(reference: Sequence[Model], model: Model | None = None) ->
   problems = []
   if len(reference) < MIN_REFERENCES:
     problems.append(f"only {len(reference)} reference model(s) (< {MIN_REFERENCES})")
-  shapes = [_architecture(r.variables) for r in reference]
+  shapes = [architecture(r.variables) for r in reference]
   if len(reference) > 1 and len(set(shapes)) == 1:
     problems.append("all of one architecture")
   if model is not None:
-    own = shapes.count(_architecture(model.variables))
+    own = shapes.count(architecture(model.variables))
     if own < MIN_OWN_ARCHITECTURE:
       problems.append(
         f"{own} of the model's own architecture (< {MIN_OWN_ARCHITECTURE}: 2 full-length "

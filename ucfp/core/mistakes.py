@@ -16,11 +16,11 @@ import time
 import warnings
 from collections.abc import Sequence
 
-import jax
 import numpy as np
 from scipy import special
 
 from ucfp.core.fingerprints import Fingerprints
+from ucfp.core.generation import architecture
 from ucfp.core.predict import predict_logits
 from ucfp.core.scoring import Suspect, predict_labels
 from ucfp.core.types import Model
@@ -56,10 +56,8 @@ MIN_OWN_REFERENCES = 2
 
 def mistakes_warning(model: Model, reference: Sequence[Suspect]) -> str | None:
   """Why the references may be too few to filter out the mistakes every model makes."""
-  shape = str(jax.tree.map(np.shape, model.variables))
-  own = sum(
-    isinstance(r, Model) and str(jax.tree.map(np.shape, r.variables)) == shape for r in reference
-  )
+  arch = architecture(model.variables)
+  own = sum(isinstance(r, Model) and architecture(r.variables) == arch for r in reference)
   if own >= MIN_OWN_REFERENCES:
     return None
   return (

@@ -41,8 +41,29 @@ def _yes(flag: bool) -> str:
   return "**yes**" if flag else "no"
 
 
+def has_mistakes_set(report: Mapping) -> bool:
+  """Whether the report evaluated a mistakes set (its columns and summary apply)."""
+  return "uniqueness_score" in report.get("mistakes", {})
+
+
+def mistakes_match(report: Mapping, kind: str, e: Mapping) -> float | None:
+  """A table row's match rate on the mistakes set (None where the row has none)."""
+  return (
+    report["mistakes"]["base"]["match_rate"] if kind == "base" else e.get("mistakes_match_rate")
+  )
+
+
+def combined_counts(report: Mapping) -> tuple[int, int, int, int]:
+  """(useful derived copies judged derived by both sets together, useful copies,
+  innocents judged derived, innocents)."""
+  copies = [e for k in ("pruned", "derived") for e in report.get(k, []) if e.get("useful", True)]
+  inn = report["unassociated"]
+  hits = sum(e["combined"]["derived"] for e in copies)
+  return hits, len(copies), sum(e["combined"]["derived"] for e in inn), len(inn)
+
+
 def _kinds_table(report: Mapping) -> list[str]:
-  both = "uniqueness_score" in report.get("mistakes", {})
+  both = has_mistakes_set(report)
   lines = [
     "| model | kind | test acc | match | p-value | derived |"
     + (" mistakes | both |" if both else ""),
@@ -54,10 +75,7 @@ def _kinds_table(report: Mapping) -> list[str]:
     row = f"| {e['name']} | {kind if e.get('useful', True) else f'{kind} (not useful)'} | "
     row += f"{e['test_accuracy']:.4f} | {e['match_rate']:.2f} | {p} | {d} |"
     if both:
-      m = (
-        report["mistakes"]["base"]["match_rate"] if kind == "base" else e.get("mistakes_match_rate")
-      )
-      c = e.get("combined")
+      m, c = mistakes_match(report, kind, e), e.get("combined")
       row += f" {'' if m is None else f'{m:.2f}'} | {'' if c is None else _yes(c['derived'])} |"
     lines.append(row)
   return lines
@@ -68,17 +86,15 @@ def _mistakes_lines(report: Mapping) -> list[str]:
   m = report.get("mistakes", {})
   if "skipped" in m:
     return [f"- No mistakes set: {m['skipped']}"]
-  if "uniqueness_score" not in m:
+  if not has_mistakes_set(report):
     return []
-  copies = [e for k in ("pruned", "derived") for e in report.get(k, []) if e.get("useful", True)]
-  inn = report["unassociated"]
+  hits, copies, alarms, innocents = combined_counts(report)
   return [
     f"- Mistakes set (`{os.path.basename(m['fingerprints'])}`, {m['num_fingerprints']} of the "
     f"base's mistakes on its training images that no reference model shares): R = "
     f"{m['robustness']:.3f}, T = {m['transferability']:.3f}. Both sets, each at alpha / 2 "
     f"(`ucfp.verify`'s default with this report; column *both*): "
-    f"{sum(e['combined']['derived'] for e in copies)} of {len(copies)} derived copies, "
-    f"{sum(e['combined']['derived'] for e in inn)} of {len(inn)} innocents flagged."
+    f"{hits} of {copies} derived copies, {alarms} of {innocents} innocents flagged."
   ]
 
 
