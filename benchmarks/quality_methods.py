@@ -47,17 +47,67 @@ THREAT_ATTACKS_BY_DATASET = {
     "advtrain:fgsm:0.01,advtrain:pgd:0.01"
   ),
 }
+# Other bases for the threat model (`--threat_base`): the model, the owner's references and
+# the innocents that replace the dataset's (the attacks stay the dataset's). "lenet": a
+# CIFAR-10 LeNet (no BatchNorm, 10 epochs, ~0.59) whose zoo of every attack family and
+# 21 innocents (with the extended zoo's black box) takes 107 min of training from an empty cache on 2 cores (the VGG's, 943).
+THREAT_BASES = {
+  "lenet": {
+    "dataset": "cifar10",
+    "model": "lenet",
+    "references": "lenet:1001:full:5,lenet:1002:full:5,cnn_small:1004:full:3",
+    "innocents": (
+      "lenet:101:full:5,lenet:102:full:5,lenet:105:half_b:5,lenet:106:half_a:5,"
+      "lenet:107:full:3,cnn_small:103:full:3,mlp:104:full:5,lenet:108:full:2,"
+      "lenet:109:half_b:3,lenet:110:full:8,lenet:111:half_a:3,lenet:118:full:5,"
+      "mlp:112:half_b:5,mlp:113:full:3,mlp:117:half_a:5,vgg_small:114:full:3,"
+      "vgg_small:115:half_a:3,"
+      "sk_mlp:121:half_b,sk_logreg:122,sk_mlp:124:half_a"
+    ),
+  },
+}
 # An image folder's threat tables, by its image shape.
 THREAT_SHAPES = {(8, 8, 1): "digits", (32, 32, 3): "cifar10"}
+
+
+def threat_dataset(dataset: str, image_shape) -> str:
+  """The threat tables' name of `config.dataset`: an image folder takes its shape's
+  (`image_shape` (H, W, C)), other datasets their own name."""
+  name = dataset.split(":")[0]
+  if name == "imagefolder":
+    name = THREAT_SHAPES.get(tuple(image_shape), name)
+  return name
 
 
 def threat_tables(dataset: str, image_shape) -> tuple[str, str | None]:
   """(attacks, innocents or None) of the threat model for `config.dataset` and
   `config.image_shape` (H, W, C); an image folder takes its shape's dataset's."""
-  name = dataset.split(":")[0]
-  if name == "imagefolder":
-    name = THREAT_SHAPES.get(tuple(image_shape), name)
+  name = threat_dataset(dataset, image_shape)
   return THREAT_ATTACKS_BY_DATASET.get(name, THREAT_ATTACKS), THREAT_INNOCENTS.get(name)
+
+
+def apply_threat_model(config, base: str | None = None) -> None:
+  """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model;
+  with `base` (a key of THREAT_BASES, --threat_base) also config.model and
+  config.reference.models. Raises ValueError if the base is for another dataset."""
+  attacks, innocents = threat_tables(config.dataset, config.image_shape)
+  if base is not None:
+    preset = THREAT_BASES[base]
+    name = threat_dataset(config.dataset, config.image_shape)
+    if name != preset["dataset"]:
+      raise ValueError(
+        f"--threat_base={base} is a {preset['dataset']} base; --config.dataset is "
+        f"{config.dataset!r} ({name}): use --config=configs/ltrc.py:{preset['dataset']}"
+      )
+    config.model = preset["model"]
+    config.reference.models = preset["references"]
+    innocents = preset["innocents"]
+  if not config.zoo.attacks:
+    config.zoo.attacks = attacks
+  if innocents:
+    config.zoo.unassociated = innocents
+  else:
+    print(f"no THREAT_INNOCENTS for {config.dataset!r}: config.zoo.unassociated kept", flush=True)
 
 
 # The owner's students for the surrogate rows below.

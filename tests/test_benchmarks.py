@@ -394,3 +394,27 @@ def test_auc_split_separates_weight_copies_from_students():
   assert s["auc_weight_copies"] == 1.0
   assert s["auc_students"] == (0.25 + 1.0) / 2  # 0.02: below a, tied with b; 0.30: above both
   assert s["auc"] == (2 * 1.0 + 0.25 + 1.0) / 4  # the not-useful copy is left out
+
+
+def test_threat_base_lenet_sets_model_references_and_innocents():
+  """--threat_base=lenet: CIFAR-10's attacks with the LeNet base's references and >= 20
+  innocents, disjoint from the references; a base of another dataset is refused."""
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_methods import THREAT_BASES, apply_threat_model, threat_tables
+  from configs import ltrc
+  from ucfp.evaluation.checks import validate_config
+
+  cfg = ltrc.get_config("cifar10")
+  cfg.dataset = "imagefolder:/x/cifar.tar.gz"
+  apply_threat_model(cfg, "lenet")
+  assert cfg.model == "lenet"
+  assert cfg.reference.models == THREAT_BASES["lenet"]["references"]
+  assert cfg.zoo.attacks == threat_tables("cifar10", (32, 32, 3))[0]
+  innocents = cfg.zoo.unassociated.split(",")
+  assert len(innocents) >= 20
+  refs = {tuple(r.split(":")[:2]) for r in cfg.reference.models.split(",")}
+  assert not refs & {tuple(i.split(":")[:2]) for i in innocents}
+  validate_config(cfg)
+  digits = ltrc.get_config("digits")
+  with pytest.raises(ValueError, match="threat_base=lenet is a cifar10 base"):
+    apply_threat_model(digits, "lenet")
