@@ -397,10 +397,16 @@ def test_auc_split_separates_weight_copies_from_students():
 
 
 def test_threat_base_lenet_sets_model_references_and_innocents():
-  """--threat_base=lenet: CIFAR-10's attacks with the LeNet base's references and >= 20
-  innocents, disjoint from the references; a base of another dataset is refused."""
+  """--threat_base=lenet: every attack (digits' strengths and CIFAR-10's) with the LeNet
+  base's references and >= 20 innocents, disjoint from the references; a base of another
+  dataset is refused."""
   sys.path.insert(0, ROOT)
-  from benchmarks.quality_methods import THREAT_BASES, apply_threat_model, threat_tables
+  from benchmarks.quality_methods import (
+    THREAT_ATTACKS,
+    THREAT_BASES,
+    apply_threat_model,
+    threat_tables,
+  )
   from configs import ltrc
   from ucfp.evaluation.checks import validate_config
 
@@ -409,7 +415,10 @@ def test_threat_base_lenet_sets_model_references_and_innocents():
   apply_threat_model(cfg, "lenet")
   assert cfg.model == "lenet"
   assert cfg.reference.models == THREAT_BASES["lenet"]["references"]
-  assert cfg.zoo.attacks == threat_tables("cifar10", (32, 32, 3))[0]
+  attacks = set(cfg.zoo.attacks.split(","))
+  assert attacks >= set(THREAT_ATTACKS.split(",")) | set(
+    threat_tables("cifar10", (32, 32, 3))[0].split(",")
+  )
   innocents = cfg.zoo.unassociated.split(",")
   assert len(innocents) >= 20
   refs = {tuple(r.split(":")[:2]) for r in cfg.reference.models.split(",")}
