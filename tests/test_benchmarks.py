@@ -44,6 +44,8 @@ def test_zoo_and_quality_benchmarks_tiny(tmp_path):
       "robustness",
       "transferability",
       "uniqueness_score",
+      "robustness_all",
+      "uniqueness_score_all",
       "auc",
       "tpr_at_1pct_fpr",
       "misses",
@@ -379,7 +381,7 @@ def test_combine_tests_sets_together_at_alpha_over_their_number():
 
 def test_auc_split_separates_weight_copies_from_students():
   sys.path.insert(0, ROOT)
-  from benchmarks.quality_report import auc_split
+  from benchmarks.quality_report import auc_split, robustness_split
 
   per_model = {
     "pruned-0.5": {"kind": "pruned", "match_rate": 0.9},
@@ -394,6 +396,9 @@ def test_auc_split_separates_weight_copies_from_students():
   assert s["auc_weight_copies"] == 1.0
   assert s["auc_students"] == (0.25 + 1.0) / 2  # 0.02: below a, tied with b; 0.30: above both
   assert s["auc"] == (2 * 1.0 + 0.25 + 1.0) / 4  # the not-useful copy is left out
+  r = robustness_split(per_model)  # every useful copy, the not-useful one left out
+  assert r["robustness_all"] == pytest.approx((0.9 + 0.8 + 0.02 + 0.30) / 4)
+  assert r["uniqueness_score_all"] == pytest.approx(r["robustness_all"] - 0.035)
 
 
 def test_threat_base_lenet_sets_model_references_and_innocents():
