@@ -51,6 +51,7 @@ from benchmarks.quality_methods import (  # noqa: E402
   METHODS,
   THREAT_BASES,
   apply_threat_model,
+  perturbed_pool,
 )
 from benchmarks.quality_report import (  # noqa: E402
   combined_results,
@@ -227,9 +228,12 @@ def main(argv):
     refs = _references(zoo, config.model, overrides.get("_base_refs"))
     if overrides.get("_mistakes"):  # no generation: the base's own mistakes
       t = time.perf_counter()
+      images, labels = data.train_x, data.train_y
+      if overrides["_mistakes"] == "perturbed":
+        images, labels = perturbed_pool(images, labels)
       try:
         fps = mistake_fingerprints(
-          zoo.base.model, data.train_x, data.train_y, reference=refs, num=cfg.num_fingerprints
+          zoo.base.model, images, labels, reference=refs, num=cfg.num_fingerprints
         )
       except ValueError as e:  # a base that fits its training set has too few
         skipped[name] = str(e)

@@ -3,6 +3,8 @@ and the methods it scores (the paper's, ucfp's, and one ablation row per lever).
 
 from __future__ import annotations
 
+import numpy as np
+
 # Every attack family (ucfp/evaluation/attacks), at several strengths; `same` is the
 # base's architecture.
 THREAT_ATTACKS = (
@@ -267,8 +269,27 @@ METHODS = {
     "the base's mistakes on its training images that no reference shares (no generation)",
     {"_mistakes": True},
   ),
+  "mistakes_perturbed": (
+    "ablation: the base's mistakes on perturbed training images (1-pixel shifts, noise "
+    "0.3-0.5) that no reference shares: a set where the base fits its training images",
+    {"_mistakes": "perturbed"},
+  ),
   "ucfp_uint8": (
     "ablation: ucfp fingerprints rounded to uint8 (as an API receives them)",
     {"_uint8": True},
   ),
 }
+
+
+def perturbed_pool(x: np.ndarray, y: np.ndarray, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+  """Training images x (n, H, W, C) in [0, 1] and labels y (n,) -> 11n candidates for the
+  `mistakes_perturbed` row: x shifted by one pixel in 8 directions (zero fill) and with
+  Gaussian noise of sd 0.3, 0.4, 0.5 (clipped), with their true labels (11n,)."""
+  h, w = x.shape[1:3]
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  moves = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
+  shifted = [padded[:, 1 + a : 1 + a + h, 1 + b : 1 + b + w] for a, b in moves]
+  rng = np.random.default_rng(seed)
+  noisy = [np.clip(x + rng.normal(0.0, sd, x.shape), 0.0, 1.0) for sd in (0.3, 0.4, 0.5)]
+  images = np.concatenate(shifted + noisy).astype(np.float32)
+  return images, np.tile(np.asarray(y), len(moves) + len(noisy))

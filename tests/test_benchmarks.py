@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -432,3 +433,17 @@ def test_threat_base_lenet_sets_model_references_and_innocents():
   digits = ltrc.get_config("digits")
   with pytest.raises(ValueError, match="threat_base=lenet is a cifar10 base"):
     apply_threat_model(digits, "lenet")
+
+
+def test_perturbed_pool_shifts_and_noises_every_image_with_its_label():
+  sys.path.insert(0, ROOT)
+  from benchmarks.quality_methods import perturbed_pool
+
+  x = np.zeros((3, 4, 4, 1), np.float32)
+  x[:, 1, 1] = 1.0
+  images, labels = perturbed_pool(x, np.array([0, 1, 2]))
+  assert images.shape == (33, 4, 4, 1) and images.dtype == np.float32
+  assert labels.tolist() == [0, 1, 2] * 11
+  assert images.min() >= 0.0 and images.max() <= 1.0
+  assert images[0, 2, 2, 0] == 1.0 and images[0, 1, 1, 0] == 0.0  # shifted by (-1, -1)
+  assert not np.array_equal(images[24], x[0])  # noisy
