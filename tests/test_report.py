@@ -145,3 +145,12 @@ def test_figures_leave_pyplot_and_the_backend_alone(tmp_path):
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
   assert os.path.exists(tmp_path / "s.png")
+
+
+def test_match_rates_figure_marks_copies_that_are_not_useful(tmp_path, report):
+  washed = {"name": "washed", "test_accuracy": 0.4, "match_rate": 0.3, "useful": False}
+  rep = {**report, "derived": [*report.get("derived", []), washed]}
+  assert figures.entry_label(washed) == "washed (not useful)"
+  assert figures.entry_label({**washed, "useful": True}) == "washed"
+  assert figures.entry_label({"name": "innocent-a"}) == "innocent-a"
+  _is_png(figures.match_rates_figure(rep, str(tmp_path / "m.png")))

@@ -37,6 +37,7 @@ KIND_LABELS = {
   "derived": "other derived copies",
   "unassociated": "innocents (independent models)",
 }
+NOT_USEFUL_LABEL = "copies below 0.85x the base's test accuracy (not useful, not counted)"
 KIND_COLORS = {
   "base": "#222222",
   "reference": "#999999",
@@ -88,6 +89,12 @@ def model_entries(report: Mapping) -> list[tuple[str, dict]]:
   return out
 
 
+def entry_label(entry: Mapping) -> str:
+  """A model's name on the match-rate figure, marked when the copy is not useful (below
+  0.85x the base's test accuracy: drawn, not counted)."""
+  return entry["name"] + ("" if entry.get("useful", True) else " (not useful)")
+
+
 def match_rates_figure(report: Mapping, path: str, *, title: str | None = None) -> str:
   """Horizontal bars of every model's match rate, grouped and coloured by kind, with the
   match rate at which `verify` (alpha = 1e-3, `null_rate(report)`) judges a suspect derived."""
@@ -103,9 +110,12 @@ def match_rates_figure(report: Mapping, path: str, *, title: str | None = None) 
   ax = fig.add_subplot()
   seen = set()
   for (kind, e), yy in zip(entries, ys, strict=True):
-    label = KIND_LABELS[kind] if kind not in seen else None
-    seen.add(kind)
-    ax.barh(yy, e["match_rate"], height=0.8, color=KIND_COLORS[kind], label=label)
+    useful = e.get("useful", True)  # a copy below 0.85x the base's accuracy: hatched
+    key = kind if useful else "not useful"
+    label = (KIND_LABELS[kind] if useful else NOT_USEFUL_LABEL) if key not in seen else None
+    seen.add(key)
+    style = {} if useful else {"alpha": 0.45, "hatch": "///", "edgecolor": "0.3"}
+    ax.barh(yy, e["match_rate"], height=0.8, color=KIND_COLORS[kind], label=label, **style)
     ax.text(
       e["match_rate"] + 0.01,
       yy,
@@ -114,7 +124,7 @@ def match_rates_figure(report: Mapping, path: str, *, title: str | None = None) 
       fontsize=7,
       bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
     )
-  ax.set_yticks(ys, [e["name"] for _, e in entries], fontsize=7)
+  ax.set_yticks(ys, [entry_label(e) for _, e in entries], fontsize=7)
   ax.invert_yaxis()
   ax.set_xlim(0, 1.12)
   ax.set_xlabel("match rate (fraction of fingerprints classified as their label)")
