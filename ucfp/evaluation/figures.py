@@ -37,7 +37,7 @@ KIND_LABELS = {
   "derived": "other derived copies",
   "unassociated": "innocents (independent models)",
 }
-NOT_USEFUL_LABEL = "copies below 0.85x the base's test accuracy (not useful, not counted)"
+NOT_USEFUL_LABEL = "not useful: below 0.85x the base's accuracy"
 KIND_COLORS = {
   "base": "#222222",
   "reference": "#999999",
