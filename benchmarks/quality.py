@@ -15,7 +15,7 @@ label-only black box; `--threat_model` adds every attack of THREAT_ATTACKS
 extraction, adversarial training; on CIFAR-10 one strength per family,
 THREAT_ATTACKS_BY_DATASET) and, for digits and CIFAR-10 (an image folder of 32x32x3
 images counts as CIFAR-10), the >= 20 THREAT_INNOCENTS (`--threat_base`: another base
-of THREAT_BASES, with its references and innocents). A
+of THREAT_BASES, with its references, attacks and innocents). A
 derived copy below 0.85 x the base's test accuracy is listed as not useful: neither
 a positive nor a miss. For each method: robustness R (over the magnitude-pruned
 copies, as in the paper), transferability T, Uniqueness Score, ROC AUC and
@@ -94,8 +94,8 @@ _THREAT_BASE = flags.DEFINE_enum(
   "threat_base",
   None,
   list(THREAT_BASES),
-  "with --threat_model: another base of THREAT_BASES (its dataset's attacks; its model, "
-  "references and innocents replace the config's), e.g. lenet: CIFAR-10's in < 3 h on 2 cores",
+  "with --threat_model: another base of THREAT_BASES (its model, references, attacks and "
+  "innocents replace the config's), e.g. lenet: every attack on CIFAR-10 in < 3 h on 2 cores",
 )
 
 _CACHED_ONLY = flags.DEFINE_bool(

@@ -67,8 +67,7 @@ THREAT_BASES = {
       "lenet:107:full:3,cnn_small:103:full:3,mlp:104:full:5,lenet:108:full:2,"
       "lenet:109:half_b:3,lenet:110:full:8,lenet:111:half_a:3,lenet:118:full:5,"
       "mlp:112:half_b:5,mlp:113:full:3,mlp:117:half_a:5,vgg_small:114:full:3,"
-      "vgg_small:115:half_a:3,"
-      "sk_mlp:121:half_b,sk_logreg:122,sk_mlp:124:half_a"
+      "vgg_small:115:half_a:3,sk_mlp:121:half_b,sk_logreg:122,sk_mlp:124:half_a"
     ),
   },
 }
@@ -93,9 +92,10 @@ def threat_tables(dataset: str, image_shape) -> tuple[str, str | None]:
 
 
 def apply_threat_model(config, base: str | None = None) -> None:
-  """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model;
-  with `base` (a key of THREAT_BASES, --threat_base) also config.model and
-  config.reference.models. Raises ValueError if the base is for another dataset."""
+  """Sets config.zoo.attacks (if empty) and config.zoo.unassociated for --threat_model:
+  the dataset's tables, or with `base` (a key of THREAT_BASES, --threat_base) the base's,
+  which also sets config.model and config.reference.models. Raises ValueError if the
+  base is for another dataset."""
   attacks, innocents = threat_tables(config.dataset, config.image_shape)
   if base is not None:
     preset = THREAT_BASES[base]
