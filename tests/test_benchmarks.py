@@ -447,3 +447,23 @@ def test_perturbed_pool_shifts_and_noises_every_image_with_its_label():
   assert images.min() >= 0.0 and images.max() <= 1.0
   assert images[0, 2, 2, 0] == 1.0 and images[0, 1, 1, 0] == 0.0  # shifted by (-1, -1)
   assert not np.array_equal(images[24], x[0])  # noisy
+
+
+@pytest.mark.parametrize(
+  "flags, message",
+  [
+    (["--threat_base=lenet"], "--threat_base needs --threat_model"),
+    (["--threat_model", "--threat_base=lenet"], "threat_base=lenet is a cifar10 base"),
+  ],
+)
+def test_threat_base_bad_flags_fail_before_any_compute(tmp_path, flags, message):
+  work = tmp_path / "work"
+  out = subprocess.run(
+    [sys.executable, "benchmarks/quality.py", f"--workdir={work}", *flags],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert out.returncode != 0 and message in out.stdout + out.stderr
+  assert not work.exists()  # nothing loaded or trained
