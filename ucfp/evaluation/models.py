@@ -115,11 +115,13 @@ class LeNet(nn.Module):
 
 
 class VGG(nn.Module):
-  """VGG-style CNN: three blocks of two conv-BN-ReLU layers (widths 32/64/128)."""
+  """VGG-style CNN: three blocks of two conv-BN-ReLU layers (widths 32/64/128);
+  `batchnorm=False`: conv (with bias)-ReLU, the same network without BatchNorm."""
 
   num_classes: int
   widths: Sequence[int] = (32, 64, 128)
   conv: str = "auto"
+  batchnorm: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -127,7 +129,8 @@ class VGG(nn.Module):
     norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
     for i, w in enumerate(self.widths):
       for _ in range(2):
-        x = nn.relu(norm()(Conv(w, (3, 3), use_bias=False, impl=self.conv)(x)))
+        x = Conv(w, (3, 3), use_bias=not self.batchnorm, impl=self.conv)(x)
+        x = nn.relu(norm()(x) if self.batchnorm else x)
       if i < len(self.widths) - 1 and x.shape[1] > 1:
         x = max_pool2(x)
     x = jnp.mean(x, axis=(1, 2))
@@ -176,6 +179,8 @@ MODELS: dict[str, Callable[[int, str], nn.Module]] = {
   "lenet": lambda k, conv: LeNet(k, conv=conv),
   "vgg": lambda k, conv: VGG(k, conv=conv),
   "vgg_small": lambda k, conv: VGG(k, widths=(16, 32, 64), conv=conv),
+  # the small VGG without BatchNorm: isolates BatchNorm in the adversarial-fine-tuning probe
+  "vgg_small_nobn": lambda k, conv: VGG(k, widths=(16, 32, 64), conv=conv, batchnorm=False),
   "resnet20": lambda k, conv: ResNet20(k, conv=conv),
 }
 
