@@ -123,11 +123,10 @@ def markdown(dataset, results, descriptions) -> str:
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for name, r in results.items():
-    every = robustness_split(r["per_model"])
     lines.append(
       f"| {name}: {descriptions[name]} | {r['robustness']:.3f} | {r['transferability']:.3f} | "
-      f"**{r['uniqueness_score']:.3f}** | {every['robustness_all']:.3f} / "
-      f"{every['uniqueness_score_all']:.3f} | {r['auc']:.3f} | {r['auc_weight_copies']:.3f} / "
+      f"**{r['uniqueness_score']:.3f}** | {r['robustness_all']:.3f} / "
+      f"{r['uniqueness_score_all']:.3f} | {r['auc']:.3f} | {r['auc_weight_copies']:.3f} / "
       f"{r['auc_students']:.3f} | {r['tpr_at_1pct_fpr']:.2f} | "
       f"{r['misses']} | {r['false_alarms']} | {r['seconds']:.1f} |"
     )
