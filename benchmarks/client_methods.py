@@ -179,7 +179,8 @@ def lever_overrides(lever: str) -> dict | None:
   """Config overrides of configs/own.py an objective lever names, or None if it names none.
 
   `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
-  references' margin hinge), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  references' margin hinge), `anc` (the anchor penalty: each reference keeps reading the
+  start image's class), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
   `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
   decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
   """
@@ -187,6 +188,9 @@ def lever_overrides(lever: str) -> dict | None:
     return {"reduce": "max"}
   out = {}
   for token in lever.split("_"):
+    if token == "anc":
+      out["ref_loss"] = "anchor"
+      continue
     m = _TOKEN.fullmatch(token)
     if not m:
       return None

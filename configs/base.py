@@ -81,7 +81,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.ltrc.weight = 1.0  # lambda of the low-transferability term
   c.ltrc.reduce = "mean"  # mean | max of the target probability over the reference models
   # The reference models' penalty: prob (p_r(y|x)) | complement (-log(1 - p_r(y|x)))
-  # | margin (max(z_y - max_{j != y} z_j + ref_kappa, 0): kept ref_kappa logits short of y).
+  # | margin (max(z_y - max_{j != y} z_j + ref_kappa, 0): kept ref_kappa logits short of y)
+  # | anchor (-log p_r(a|x), a: the class other than y the reference reads in the start x0).
   c.ltrc.ref_loss = "prob"
   c.ltrc.ref_kappa = 0.0
   # Relative weight noise on each reference model, drawn afresh every step (0: none).

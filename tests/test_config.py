@@ -35,7 +35,11 @@ BAD = [
   ("budget", -0.1, r"config\.budget=-0\.1"),
   ("ltrc.ref_noise", -1.0, r"config\.ltrc\.ref_noise=-1\.0"),
   ("ltrc.ref_kappa", -1.0, r"config\.ltrc\.ref_kappa=-1\.0"),
-  ("ltrc.ref_loss", "logit", r"config\.ltrc\.ref_loss=.logit. is not one of prob, complement"),
+  (
+    "ltrc.ref_loss",
+    "logit",
+    r"config\.ltrc\.ref_loss=.logit. is not one of prob, complement, margin, anchor",
+  ),
   ("method", "xc", r"config\.method='xc' is not one of c, rc, ltrc"),
   ("dataset", "svhn", r"config\.dataset='svhn' is not one of digits"),
   ("model", "vit", r"config\.model='vit' is not one of"),

@@ -226,6 +226,7 @@ def test_reference_noise_complement_and_margin_change_the_examples(
     {"ltrc.ref_noise": 0.3},
     {"ltrc.ref_loss": "complement"},
     {"ltrc.ref_loss": "margin", "ltrc.ref_kappa": 3.0},
+    {"ltrc.ref_loss": "anchor"},
   )
   for extra in extras:
     c = _cfg(tiny_config, "ltrc", **kw, **extra)

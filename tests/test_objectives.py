@@ -228,3 +228,18 @@ def test_margin_reference_loss_is_a_hinge_at_minus_kappa():
   )(logits)
   # pushes z_y down and the runner-up up for the penalised examples, nothing for the third
   np.testing.assert_allclose(grad, [[1, -1, 0], [1, -1, 0], [0, 0, 0]])
+
+
+def test_anchor_reference_loss_keeps_the_start_class_other_than_y():
+  # the reference's logits at the start x0 (N=2, K=3) and at x; y = 0
+  z0 = jnp.array([[5.0, 1.0, 3.0], [0.0, 2.0, -1.0]])  # first: argmax is y itself
+  z = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+  fn = lambda v, x: jnp.where(x[:, :1] > 0, z0, z)  # x0 = 1s, x = 0s
+  x0, x = jnp.ones((2, 1)), jnp.zeros((2, 1))
+  y = jnp.zeros(2, jnp.int32)
+  got = objectives.reference_term((fn,), ({},), x, y, ref_loss="anchor", x0=x0)
+  logp = jax.nn.log_softmax(z)
+  # anchors: class 2 (the best class other than y at x0), then class 1
+  np.testing.assert_allclose(got, -(logp[0, 2] + logp[1, 1]), rtol=1e-6)
+  with pytest.raises(ValueError, match=r"ref_loss='anchor' needs the starting images"):
+    objectives.reference_term((fn,), ({},), x, y, ref_loss="anchor")

@@ -125,18 +125,29 @@ def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
 
 
 REDUCTIONS = ("mean", "max")
-REF_LOSSES = ("prob", "complement", "margin")
+REF_LOSSES = ("prob", "complement", "margin", "anchor")
 
 
 def _ref_penalty(
-  logits: jax.Array, y: jax.Array, ref_loss: str, ref_kappa: float = 0.0
+  logits: jax.Array,
+  y: jax.Array,
+  ref_loss: str,
+  ref_kappa: float = 0.0,
+  logits0: jax.Array | None = None,
 ) -> jax.Array:
   """(N,) penalty of a reference model assigning y: `p(y|x)` (prob),
   `-log(1 - p(y|x))` (complement), whose gradient grows, not vanishes, as p -> 1, or
   the hinge `max(z_y - max_{j != y} z_j + ref_kappa, 0)` (margin), which keeps pushing
   until the reference is ref_kappa logits short of y (a safety gap: independently
-  trained models differ from the references by a class-wide logit offset)."""
-  logp = jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+  trained models differ from the references by a class-wide logit offset), or
+  `-log p(a|x)` (anchor) with `a = argmax_{j != y} z_j(x0)`, the class other than y the
+  reference reads in the starting image (logits0: its logits there, (N, K)): the
+  reference keeps reading the start's class, not merely some class other than y."""
+  logp_all = jax.nn.log_softmax(logits)
+  if ref_loss == "anchor":
+    anchor = jnp.argmax(_others(jax.lax.stop_gradient(logits0), y), axis=-1)
+    return -jnp.take_along_axis(logp_all, anchor[:, None], axis=-1)[:, 0]
+  logp = jnp.take_along_axis(logp_all, y[:, None], axis=-1)[:, 0]
   if ref_loss == "prob":
     return jnp.exp(logp)
   if ref_loss == "complement":
@@ -155,6 +166,7 @@ def reference_term(
   reduce: str = "mean",
   ref_loss: str = "prob",
   ref_kappa: float = 0.0,
+  x0: jax.Array | None = None,
 ) -> jax.Array:
   """`sum_i reduce_r pen_r(x_i, y_i)`: how much reference models assign the target class.
 
@@ -167,13 +179,18 @@ def reference_term(
     reduce: `mean` over the references, or `max` (each example is pushed away from
       the reference that still assigns it the target class most).
     ref_loss: the penalty `pen_r`: `prob` (the target probability `p_r(y|x)`) or
-      `complement` (`-log(1 - p_r(y|x))`) or `margin` (hinge at `-ref_kappa` logits).
+      `complement` (`-log(1 - p_r(y|x))`) or `margin` (hinge at `-ref_kappa` logits) or
+      `anchor` (`-log p_r(a|x)`, a: the reference's class other than y of x0).
     ref_kappa: the margin penalty's gap (logits), >= 0.
+    x0: (N, H, W, C) the starting images (`anchor` only).
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
+  if ref_loss == "anchor" and x0 is None:
+    raise ValueError("config.ltrc.ref_loss='anchor' needs the starting images x0")
   probs = [
-    _ref_penalty(f(v, x), y, ref_loss, ref_kappa) for f, v in zip(apply_fns, variables, strict=True)
+    _ref_penalty(f(v, x), y, ref_loss, ref_kappa, f(v, x0) if ref_loss == "anchor" else None)
+    for f, v in zip(apply_fns, variables, strict=True)
   ]
   stacked = jnp.stack(probs)
   return jnp.sum(jnp.mean(stacked, axis=0) if reduce == "mean" else jnp.max(stacked, axis=0))

@@ -80,7 +80,7 @@ def objective(
           for i, v in enumerate(ref_variables)
         ]
       total += spec.weight * objectives.reference_term(
-        ref_fns, refs, x, y, spec.reduce, spec.ref_loss, spec.ref_kappa
+        ref_fns, refs, x, y, spec.reduce, spec.ref_loss, spec.ref_kappa, x0
       )
     return total
 
