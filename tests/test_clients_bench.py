@@ -280,5 +280,19 @@ def test_lever_names_parse_into_config_overrides():
   assert lever_overrides("refm6_w1_s600")["steps"] == 600
   assert lever_overrides("b02") == {"budget": 0.2} and lever_overrides("b005") == {"budget": 0.05}
   assert lever_overrides("w30") == {"weight": 30.0} and lever_overrides("max") == {"reduce": "max"}
+  assert lever_overrides("anc_sw3") == {"ref_loss": "anchor", "robust.surrogate_weight": 3.0}
   for not_objective in ("margin", "sur2", "half4", "refm6x", "w30_"):
     assert lever_overrides(not_objective) is None
+
+
+def test_sink_report_shares_and_table():
+  from benchmarks.clients_sink import label_shares, markdown
+
+  np.testing.assert_allclose(label_shares(np.array([4, 4, 1, 4]), 5), [0, 0.25, 0, 0, 0.75])
+  inn = {"a-s1": {"match_rate": 0.37, "follows": [1, 4], "sink": 4, "sink_share": 0.6}}
+  row = {"setup": "avgcnn", "k": 0, "ref_loss": "prob", "robustness": 0.975}
+  row |= {"transferability": 0.141, "uniqueness_score": 0.834, "false_alarms": ["a-s1"]}
+  row |= {"set_sink": 4, "set_sink_share": 0.42, "innocents": inn}
+  md = markdown({"rows": [row], "total_seconds": 60.0}, "digits")
+  assert "| avgcnn | 0 | prob | 0.975 | 0.141 | 0.834 | 4 (0.42) | a-s1 |" in md
+  assert "a-s1 0.37 [1, 4] 4 (0.60)" in md
