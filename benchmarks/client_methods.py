@@ -165,9 +165,10 @@ def method_config(method: str, image_shape, k: int, n: int):
   return config
 
 
-_TOKEN = re.compile(r"(refm|sw|w|s|b)(\d+)")
+_TOKEN = re.compile(r"(refm|ancm|sw|w|s|b)(\d+)")
 _FIELDS = {
   "refm": "ref_kappa",
+  "ancm": "ref_kappa",
   "w": "weight",
   "sw": "robust.surrogate_weight",
   "s": "steps",
@@ -180,7 +181,7 @@ def lever_overrides(lever: str) -> dict | None:
 
   `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
   references' margin hinge), `anc` (the anchor penalty: each reference keeps reading the
-  start image's class), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  start image's class), `ancm<kappa>` (its hinge, until the reference reads it by kappa), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
   `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
   decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
   """
@@ -196,7 +197,7 @@ def lever_overrides(lever: str) -> dict | None:
       return None
     kind, digits = m.groups()
     value = float(f"0.{digits[1:]}") if digits.startswith("0") else float(digits)
-    if kind == "refm":
-      out["ref_loss"] = "margin"
+    if kind in ("refm", "ancm"):
+      out["ref_loss"] = "margin" if kind == "refm" else "anchor_margin"
     out[_FIELDS[kind]] = int(value) if kind == "s" else value
   return out

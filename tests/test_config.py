@@ -38,7 +38,7 @@ BAD = [
   (
     "ltrc.ref_loss",
     "logit",
-    r"config\.ltrc\.ref_loss=.logit. is not one of prob, complement, margin, anchor",
+    r"config\.ltrc\.ref_loss=.logit. is not one of prob, complement, margin, anchor, anchor_margin",
   ),
   ("method", "xc", r"config\.method='xc' is not one of c, rc, ltrc"),
   ("dataset", "svhn", r"config\.dataset='svhn' is not one of digits"),

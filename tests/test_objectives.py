@@ -243,3 +243,11 @@ def test_anchor_reference_loss_keeps_the_start_class_other_than_y():
   np.testing.assert_allclose(got, -(logp[0, 2] + logp[1, 1]), rtol=1e-6)
   with pytest.raises(ValueError, match=r"ref_loss='anchor' needs the starting images"):
     objectives.reference_term((fn,), ({},), x, y, ref_loss="anchor")
+  # the hinge: anchor margins at x are 0 - 1 = -1 (class 2 vs 0) and 0 - 3 = -3 (1 vs 2)
+  hinge = lambda kappa: objectives.reference_term(
+    (fn,), ({},), x, y, ref_loss="anchor_margin", ref_kappa=kappa, x0=x0
+  )
+  np.testing.assert_allclose(hinge(0.0), 1 + 3)
+  np.testing.assert_allclose(hinge(2.0), 3 + 5)
+  z = z.at[0].set(jnp.array([0.0, 0.0, 5.0]))  # reads its anchor by 5 logits: no penalty
+  np.testing.assert_allclose(hinge(2.0), 5)

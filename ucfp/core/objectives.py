@@ -125,7 +125,7 @@ def spectral_term(x: jax.Array, x0: jax.Array, radius: float) -> jax.Array:
 
 
 REDUCTIONS = ("mean", "max")
-REF_LOSSES = ("prob", "complement", "margin", "anchor")
+REF_LOSSES = ("prob", "complement", "margin", "anchor", "anchor_margin")
 
 
 def _ref_penalty(
@@ -142,10 +142,14 @@ def _ref_penalty(
   trained models differ from the references by a class-wide logit offset), or
   `-log p(a|x)` (anchor) with `a = argmax_{j != y} z_j(x0)`, the class other than y the
   reference reads in the starting image (logits0: its logits there, (N, K)): the
-  reference keeps reading the start's class, not merely some class other than y."""
+  reference keeps reading the start's class, not merely some class other than y; or
+  the hinge `max(max_{j != a} z_j - z_a + ref_kappa, 0)` (anchor_margin), which stops
+  once the reference reads a by ref_kappa logits."""
   logp_all = jax.nn.log_softmax(logits)
-  if ref_loss == "anchor":
+  if ref_loss in ("anchor", "anchor_margin"):
     anchor = jnp.argmax(_others(jax.lax.stop_gradient(logits0), y), axis=-1)
+    if ref_loss == "anchor_margin":
+      return jnp.maximum(ref_kappa - margins(logits, anchor), 0.0)
     return -jnp.take_along_axis(logp_all, anchor[:, None], axis=-1)[:, 0]
   logp = jnp.take_along_axis(logp_all, y[:, None], axis=-1)[:, 0]
   if ref_loss == "prob":
@@ -180,16 +184,18 @@ def reference_term(
       the reference that still assigns it the target class most).
     ref_loss: the penalty `pen_r`: `prob` (the target probability `p_r(y|x)`) or
       `complement` (`-log(1 - p_r(y|x))`) or `margin` (hinge at `-ref_kappa` logits) or
-      `anchor` (`-log p_r(a|x)`, a: the reference's class other than y of x0).
-    ref_kappa: the margin penalty's gap (logits), >= 0.
-    x0: (N, H, W, C) the starting images (`anchor` only).
+      `anchor` (`-log p_r(a|x)`, a: the reference's class other than y of x0) or
+      `anchor_margin` (a hinge until the reference reads a by `ref_kappa` logits).
+    ref_kappa: the margin penalties' gap (logits), >= 0.
+    x0: (N, H, W, C) the starting images (`anchor`, `anchor_margin` only).
   """
   if reduce not in REDUCTIONS:
     raise ValueError(f"config.ltrc.reduce={reduce!r} is not one of {', '.join(REDUCTIONS)}")
-  if ref_loss == "anchor" and x0 is None:
-    raise ValueError("config.ltrc.ref_loss='anchor' needs the starting images x0")
+  anchored = ref_loss in ("anchor", "anchor_margin")
+  if anchored and x0 is None:
+    raise ValueError(f"config.ltrc.ref_loss={ref_loss!r} needs the starting images x0")
   probs = [
-    _ref_penalty(f(v, x), y, ref_loss, ref_kappa, f(v, x0) if ref_loss == "anchor" else None)
+    _ref_penalty(f(v, x), y, ref_loss, ref_kappa, f(v, x0) if anchored else None)
     for f, v in zip(apply_fns, variables, strict=True)
   ]
   stacked = jnp.stack(probs)
