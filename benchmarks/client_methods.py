@@ -165,10 +165,11 @@ def method_config(method: str, image_shape, k: int, n: int):
   return config
 
 
-_TOKEN = re.compile(r"(refm|ancm|sw|w|s|b)(\d+)")
+_TOKEN = re.compile(r"(refm|ancm|aw|sw|w|s|b)(\d+)")
 _FIELDS = {
   "refm": "ref_kappa",
   "ancm": "ref_kappa",
+  "aw": "anchor_weight",
   "w": "weight",
   "sw": "robust.surrogate_weight",
   "s": "steps",
@@ -181,7 +182,7 @@ def lever_overrides(lever: str) -> dict | None:
 
   `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
   references' margin hinge), `anc` (the anchor penalty: each reference keeps reading the
-  start image's class), `ancm<kappa>` (its hinge, until the reference reads it by kappa), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  start image's class), `ancm<kappa>` (its hinge, until the reference reads it by kappa), `aw<weight>` (the anchor penalty beside the `prob` one), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
   `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
   decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
   """

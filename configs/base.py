@@ -85,6 +85,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # | anchor (-log p_r(a|x), a: the class other than y the reference reads in the start x0).
   c.ltrc.ref_loss = "prob"
   c.ltrc.ref_kappa = 0.0
+  # Weight of the anchor penalty added beside ref_loss's (0: none; see ref_loss anchor).
+  c.ltrc.anchor_weight = 0.0
   # Relative weight noise on each reference model, drawn afresh every step (0: none).
   c.ltrc.ref_noise = 0.0
 

@@ -282,6 +282,7 @@ def test_lever_names_parse_into_config_overrides():
   assert lever_overrides("w30") == {"weight": 30.0} and lever_overrides("max") == {"reduce": "max"}
   assert lever_overrides("anc_sw3") == {"ref_loss": "anchor", "robust.surrogate_weight": 3.0}
   assert lever_overrides("ancm2") == {"ref_loss": "anchor_margin", "ref_kappa": 2.0}
+  assert lever_overrides("aw3") == {"anchor_weight": 3.0}
   for not_objective in ("margin", "sur2", "half4", "refm6x", "w30_"):
     assert lever_overrides(not_objective) is None
 

@@ -35,6 +35,7 @@ BAD = [
   ("budget", -0.1, r"config\.budget=-0\.1"),
   ("ltrc.ref_noise", -1.0, r"config\.ltrc\.ref_noise=-1\.0"),
   ("ltrc.ref_kappa", -1.0, r"config\.ltrc\.ref_kappa=-1\.0"),
+  ("ltrc.anchor_weight", -1.0, r"config\.ltrc\.anchor_weight=-1\.0"),
   (
     "ltrc.ref_loss",
     "logit",

@@ -227,6 +227,7 @@ def test_reference_noise_complement_and_margin_change_the_examples(
     {"ltrc.ref_loss": "complement"},
     {"ltrc.ref_loss": "margin", "ltrc.ref_kappa": 3.0},
     {"ltrc.ref_loss": "anchor"},
+    {"ltrc.anchor_weight": 1.0},
   )
   for extra in extras:
     c = _cfg(tiny_config, "ltrc", **kw, **extra)

@@ -30,6 +30,7 @@ class GenSpec:
   ref_loss: str = "prob"
   ref_noise: float = 0.0
   ref_kappa: float = 0.0
+  anchor_weight: float = 0.0
   budget: float = 0.0
   chunk: int = 0
   surrogate_weight: float = 0.0
@@ -59,6 +60,7 @@ class GenSpec:
       ref_loss=c.ltrc.get("ref_loss", "prob"),
       ref_noise=float(c.ltrc.get("ref_noise", 0.0)),
       ref_kappa=float(c.ltrc.get("ref_kappa", 0.0)),
+      anchor_weight=float(c.ltrc.get("anchor_weight", 0.0)),
       budget=float(c.get("budget", 0.0)),
       surrogate_weight=float(r.surrogate_weight) if c.method != "c" else 0.0,
     )

@@ -82,6 +82,10 @@ def objective(
       total += spec.weight * objectives.reference_term(
         ref_fns, refs, x, y, spec.reduce, spec.ref_loss, spec.ref_kappa, x0
       )
+      if spec.anchor_weight > 0:  # beside the penalty: each reference keeps its start's class
+        total += spec.anchor_weight * objectives.reference_term(
+          ref_fns, refs, x, y, spec.reduce, "anchor", 0.0, x0
+        )
     return total
 
   if group_start is None:

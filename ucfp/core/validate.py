@@ -108,5 +108,6 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   _choice(config.ltrc.get("ref_loss", "prob"), REF_LOSSES, "ltrc.ref_loss")
   number(config.ltrc.get("ref_noise", 0.0), "ltrc.ref_noise", 0)
   number(config.ltrc.get("ref_kappa", 0.0), "ltrc.ref_kappa", 0)
+  number(config.ltrc.get("anchor_weight", 0.0), "ltrc.anchor_weight", 0)
   number(config.get("budget", 0.0), "budget", 0)
   return shape
