@@ -67,3 +67,39 @@ def markdown(out: dict, dataset: str) -> str:
   if not out.get("complete", True):
     lines += ["", f"Partial run: only {', '.join(out['setups'])} measured so far."]
   return "\n".join(lines)
+
+
+def label_shares(labels, num_classes: int):
+  """(num_classes,) share of each label among (N,) labels."""
+  import numpy as np
+
+  return np.bincount(np.asarray(labels), minlength=num_classes) / len(labels)
+
+
+def sink_markdown(out: dict, tag: str) -> str:
+  """The table of benchmarks/clients_sink.py's results."""
+  lines = [
+    f"# Client models: {tag}, the labels innocents read on the fingerprints",
+    "",
+    "configs/own.py's fingerprints per reference penalty (`ltrc.ref_loss`). Per innocent:",
+    "match rate, the target classes it follows (>= half of their fingerprints), its most",
+    "common label on the fingerprints (`sink`) and that label's share. Set sink: the",
+    "label most given over all innocents (mean share). Null rate from the innocents",
+    "(leave-one-out), alpha 1e-3.",
+    "",
+    "| setup | K | ref_loss | R | T | US | set sink (share) | false alarms | per innocent:"
+    " match, follows, sink (share) |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for r in out["rows"]:
+    per = "; ".join(
+      f"{name} {v['match_rate']:.2f} {v['follows']} {v['sink']} ({v['sink_share']:.2f})"
+      for name, v in r["innocents"].items()
+    )
+    lines.append(
+      f"| {r['setup']} | {r['k']} | {r['ref_loss']} | {r['robustness']:.3f} |"
+      f" {r['transferability']:.3f} | {r['uniqueness_score']:.3f} | {r['set_sink']}"
+      f" ({r['set_sink_share']:.2f}) | {', '.join(r['false_alarms']) or 'none'} | {per} |"
+    )
+  lines += ["", f"Total: {out['total_seconds'] / 60:.1f} min."]
+  return "\n".join(lines)

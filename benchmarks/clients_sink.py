@@ -30,6 +30,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
+from benchmarks.clients_report import label_shares, sink_markdown  # noqa: E402
 from benchmarks.clients_zoo import build_setup, references, score, surrogates  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
@@ -40,13 +41,6 @@ _LOSSES = flags.DEFINE_list("losses", ["prob", "anchor"], "ltrc.ref_loss values"
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-clients", "model cache (clients.py's)")
 _TAG = flags.DEFINE_string("tag", "", "results file suffix (default: the dataset)")
 _N = flags.DEFINE_integer("num_fingerprints", 100, "N")
-
-
-def label_shares(labels, num_classes: int):
-  """(num_classes,) share of each label among (N,) labels."""
-  import numpy as np
-
-  return np.bincount(np.asarray(labels), minlength=num_classes) / len(labels)
 
 
 def main(argv):
@@ -115,35 +109,7 @@ def main(argv):
         )
   out = {"rows": rows, "total_seconds": time.perf_counter() - t0}
   tag = _TAG.value or _DATASET.value
-  write_results(f"clients-{tag}-sink", out, markdown(out, tag))
-
-
-def markdown(out: dict, tag: str) -> str:
-  lines = [
-    f"# Client models: {tag}, the labels innocents read on the fingerprints",
-    "",
-    "configs/own.py's fingerprints per reference penalty (`ltrc.ref_loss`). Per innocent:",
-    "match rate, the target classes it follows (>= half of their fingerprints), its most",
-    "common label on the fingerprints (`sink`) and that label's share. Set sink: the",
-    "label most given over all innocents (mean share). Null rate from the innocents",
-    "(leave-one-out), alpha 1e-3.",
-    "",
-    "| setup | K | ref_loss | R | T | US | set sink (share) | false alarms | per innocent:"
-    " match, follows, sink (share) |",
-    "|---|---|---|---|---|---|---|---|---|",
-  ]
-  for r in out["rows"]:
-    per = "; ".join(
-      f"{name} {v['match_rate']:.2f} {v['follows']} {v['sink']} ({v['sink_share']:.2f})"
-      for name, v in r["innocents"].items()
-    )
-    lines.append(
-      f"| {r['setup']} | {r['k']} | {r['ref_loss']} | {r['robustness']:.3f} |"
-      f" {r['transferability']:.3f} | {r['uniqueness_score']:.3f} | {r['set_sink']}"
-      f" ({r['set_sink_share']:.2f}) | {', '.join(r['false_alarms']) or 'none'} | {per} |"
-    )
-  lines += ["", f"Total: {out['total_seconds'] / 60:.1f} min."]
-  return "\n".join(lines)
+  write_results(f"clients-{tag}-sink", out, sink_markdown(out, tag))
 
 
 if __name__ == "__main__":

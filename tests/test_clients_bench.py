@@ -288,7 +288,8 @@ def test_lever_names_parse_into_config_overrides():
 
 
 def test_sink_report_shares_and_table():
-  from benchmarks.clients_sink import label_shares, markdown
+  from benchmarks.clients_report import label_shares
+  from benchmarks.clients_report import sink_markdown as markdown
 
   np.testing.assert_allclose(label_shares(np.array([4, 4, 1, 4]), 5), [0, 0.25, 0, 0, 0.75])
   inn = {"a-s1": {"match_rate": 0.37, "follows": [1, 4], "sink": 4, "sink_share": 0.6}}
