@@ -82,7 +82,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.ltrc.reduce = "mean"  # mean | max of the target probability over the reference models
   # The reference models' penalty: prob (p_r(y|x)) | complement (-log(1 - p_r(y|x)))
   # | margin (max(z_y - max_{j != y} z_j + ref_kappa, 0): kept ref_kappa logits short of y)
-  # | anchor (-log p_r(a|x), a: the class other than y the reference reads in the start x0).
+  # | anchor (-log p_r(a|x), a: the class other than y the reference reads in the start x0)
+  # | anchor_margin (max(max_{j != a} z_j - z_a + ref_kappa, 0): reads a by ref_kappa).
   c.ltrc.ref_loss = "prob"
   c.ltrc.ref_kappa = 0.0
   # Weight of the anchor penalty added beside ref_loss's (0: none; see ref_loss anchor).
