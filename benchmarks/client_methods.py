@@ -175,6 +175,7 @@ _FIELDS = {
   "s": "steps",
   "b": "budget",
 }
+_HINGES = {"refm": "margin", "ancm": "anchor_margin"}  # the ref_loss a kappa token picks
 
 
 def lever_overrides(lever: str) -> dict | None:
@@ -198,7 +199,7 @@ def lever_overrides(lever: str) -> dict | None:
       return None
     kind, digits = m.groups()
     value = float(f"0.{digits[1:]}") if digits.startswith("0") else float(digits)
-    if kind in ("refm", "ancm"):
-      out["ref_loss"] = "margin" if kind == "refm" else "anchor_margin"
+    if kind in _HINGES:
+      out["ref_loss"] = _HINGES[kind]
     out[_FIELDS[kind]] = int(value) if kind == "s" else value
   return out

@@ -29,7 +29,8 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   of the 4 short runs: converged models for the steps of 1 / 2 full trainings;
 - objective levers, `_`-joined tokens (`client_methods.lever_overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `anc` the anchor penalty
-  (`ltrc.ref_loss = "anchor"`: each reference keeps reading the start image's class), `w<weight>` the reference weight,
+  (`ltrc.ref_loss = "anchor"`: each reference keeps reading the start image's class),
+  `ancm<kappa>` its hinge, `aw<weight>` the anchor beside `prob` (`ltrc.anchor_weight`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
   image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
 - `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
@@ -100,7 +101,8 @@ def main(argv):
   if bad:
     raise ValueError(
       f"--levers: {bad} not among {', '.join(LEVERS)} nor objective levers "
-      "(`_`-joined refm<kappa>, anc, w<weight>, sw<s>, s<steps>, b<budget>, e.g. refm6_w1_sw3)"
+      "(`_`-joined refm<kappa>, anc, ancm<kappa>, aw<weight>, w<weight>, sw<s>, s<steps>, "
+      "b<budget>, e.g. refm6_w1_sw3)"
     )
   import jax
   import numpy as np
@@ -241,7 +243,7 @@ def markdown(out: dict, tag: str) -> str:
     "all the epochs on disjoint quarters / halves of the training data instead; `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
     "`b<budget>` (`_`-joined): the references' margin hinge (`ltrc.ref_loss = margin`,",
     "`ref_kappa`; `anc`: the anchor penalty, each reference keeps reading the start image's",
-    "class), reference weight, surrogate weight, steps, L-inf budget around the start",
+    "class; `ancm<kappa>`: its hinge; `aw<weight>`: the anchor beside `prob`), reference weight, surrogate weight, steps, L-inf budget around the start",
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
     "0.8 one as a surrogate; `a+b`: both. Null rate from the innocents (leave-one-out for",
     "false alarms), alpha 1e-3. Weakest copy: the pruned, int8 or fine-tuned copy the",
