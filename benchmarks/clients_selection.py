@@ -34,6 +34,10 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
   image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
 - `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
+- `val`: the owner's own copies pruned at 0.5 and 0.9 and fine-tuned, held out of the
+  objective (`benchmarks/clients_validators.py`), choose: per class the candidates most
+  of them still put in their class first (a validation of robustness, as
+  `heldout_short` validates transfer), then the smallest base margin;
 - `a+b[+c]`: a reference lever's models, an objective lever's config and `sur2`
   together (e.g. `quarter4+sur2+refm6_w1_sw3`).
 
@@ -58,6 +62,7 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import lever_overrides as overrides  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
+from benchmarks.clients_validators import validators  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
   profile_of,
@@ -89,6 +94,7 @@ LEVERS = (
   "subset4",
   "subset2",
   "sur2",
+  "val",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
 
@@ -133,6 +139,7 @@ def main(argv):
     simple = [e.model for e in zoo["simple"]]
     helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
+    owner_checks = validators(setup, data, cache, base) if "val" in parts else []
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
     # runs of half / a quarter of the epochs: the same for every K
     half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []
@@ -169,7 +176,7 @@ def main(argv):
         plan = next((b for b in bits if b in plans), "margin")
         objective = next((b for b in bits if b not in plans and overrides(b)), None)
         if plan not in plans or any(
-          b not in plans and overrides(b) is None and b != "sur2" for b in bits
+          b not in plans and overrides(b) is None and b not in ("sur2", "val") for b in bits
         ):
           continue
         refs, held = plans[plan]
@@ -202,6 +209,9 @@ def main(argv):
         votes = np.zeros(len(y), np.int64)
         for h in held:
           votes += np.asarray(predict_labels(h, x)) == y
+        checks = owner_checks if "val" in bits else []
+        for v in checks:  # robust first: a validator that misses the candidate votes 1
+          votes += np.asarray(predict_labels(v, x)) != y
         target = np.sort(y)[::OVERSAMPLE]  # the N labels configs/own.py's run would draw
         keep = select_heldout(m, votes, y, target)
         result = score(ucfp.Fingerprints(x[keep], y[keep], dict(fps.meta)), zoo)
@@ -210,8 +220,8 @@ def main(argv):
           "k": k,
           "lever": lever,
           "references": [r.name for r in refs],
-          "held_out": [h.name for h in held],
-          "held_out_votes_kept": float(votes[keep].mean()) if held else None,
+          "held_out": [h.name for h in held + checks],
+          "held_out_votes_kept": float(votes[keep].mean()) if held or checks else None,
           "generate_seconds": seconds,
           **{key: result[key] for key in result if key != "derived"},
           "derived": result["derived"],
@@ -245,7 +255,9 @@ def markdown(out: dict, tag: str) -> str:
     "`ref_kappa`; `anc`: the anchor penalty, each reference keeps reading the start image's",
     "class; `ancm<kappa>`: its hinge; `aw<weight>`: the anchor beside `prob`), reference weight, surrogate weight, steps, L-inf budget around the start",
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
-    "0.8 one as a surrogate; `a+b`: both. Null rate from the innocents (leave-one-out for",
+    "0.8 one as a surrogate; `val`: the owner's 0.5- and 0.9-pruned, fine-tuned copies (out of",
+    "the objective) choose, the candidates most of them follow first (their misses are the",
+    "held-out votes); `a+b`: both. Null rate from the innocents (leave-one-out for",
     "false alarms), alpha 1e-3. Weakest copy: the pruned, int8 or fine-tuned copy the",
     "fingerprints match least.",
     "",
