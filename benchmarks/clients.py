@@ -11,7 +11,8 @@ model, scikit-learn black boxes) and reference models of the user's own architec
 and recipe (other seeds), of which the first K are given to `ucfp.fingerprint`
 (`mixed` methods: some replaced by `ucfp.simple_references`' linear model and MLP,
 see `references`), and the owner's own 0.8-pruned fine-tuned copy for the methods
-that use a surrogate. The levers run on one setup at K = 2, 4 (`--levers`), and a few
+that use a surrogate (and its 0.5- and 0.9-pruned copies, held out of the objective, for
+a config with `robust.validators`: benchmarks/clients_validators.py). The levers run on one setup at K = 2, 4 (`--levers`), and a few
 methods with K = 8, 16 (`--scale`). Per setup, K and method: R (pruned copies), T (innocents),
 US = R - T, and verification with the null rate from the innocents (leave-one-out
 Clopper-Pearson bound over the other innocents for each innocent, all innocents for
@@ -46,6 +47,7 @@ from benchmarks.client_methods import (  # noqa: E402
   uses_surrogate,
 )
 from benchmarks.clients_report import markdown  # noqa: E402
+from benchmarks.clients_validators import validators  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
   profile_of,
@@ -119,13 +121,16 @@ def main(argv):
       refs = references(zoo, k, refs_of(method)) if config.ltrc.term == "reference" else []
       rates = config.robust.surrogates
       surs = surrogates(zoo, rates) if uses_surrogate(method) else []
-      ident = (config.to_json(), tuple(r.name for r in refs + surs))
-      make = lambda config=config, refs=refs, surs=surs, base=base: ucfp.fingerprint(
+      val_rates = tuple(config.robust.get("validators", ()))
+      vals = validators(setup, data, cache, base, val_rates) if val_rates else []
+      ident = (config.to_json(), tuple(r.name for r in refs + surs + vals))
+      make = lambda config=config, refs=refs, surs=surs, vals=vals, base=base: ucfp.fingerprint(
         base,
         config,
         key=jax.random.PRNGKey(0),
         reference=refs,
         surrogates=surs,
+        validators=vals,
         starts=data.train_x if config.init == "data" else None,
       )
       if uses_mistakes(method):
@@ -135,7 +140,7 @@ def main(argv):
         )
       if ident not in done:
         try:
-          fps = fingerprints.get_or_make(setup, ident, [base, *refs, *surs], make)
+          fps = fingerprints.get_or_make(setup, ident, [base, *refs, *surs, *vals], make)
         except ValueError as e:  # mistakes: too few (a base that fits its training set)
           if not uses_mistakes(method):
             raise

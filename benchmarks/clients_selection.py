@@ -62,7 +62,7 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import lever_overrides as overrides  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
-from benchmarks.clients_validators import validators  # noqa: E402
+from benchmarks.clients_validators import VALIDATOR_RATES, validators  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
   profile_of,
@@ -139,7 +139,9 @@ def main(argv):
     simple = [e.model for e in zoo["simple"]]
     helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
-    owner_checks = validators(setup, data, cache, base) if "val" in parts else []
+    own = method_config("ucfp_own", data.info.image_shape, 0, _N.value)
+    rates = tuple(own.robust.validators) or VALIDATOR_RATES  # configs/own.py's, else 0.5, 0.9
+    owner_checks = validators(setup, data, cache, base, rates) if "val" in parts else []
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
     # runs of half / a quarter of the epochs: the same for every K
     half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []
@@ -182,7 +184,8 @@ def main(argv):
         refs, held = plans[plan]
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
-        config.oversample = 1
+        config.oversample = 1  # the selection below chooses (`val`: with validators)
+        config.robust.validators = ()
         for field, value in (overrides(objective) if objective else {}).items():
           group, _, name = field.rpartition(".")  # "steps", "robust.x"; bare: ltrc's
           (config[group] if group else config if name in config else config.ltrc)[name] = value

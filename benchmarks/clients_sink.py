@@ -31,6 +31,7 @@ from absl import app, flags  # noqa: E402
 from benchmarks import client_models as cm  # noqa: E402
 from benchmarks.client_methods import method_config  # noqa: E402
 from benchmarks.clients_report import label_shares, sink_markdown  # noqa: E402
+from benchmarks.clients_validators import validators  # noqa: E402
 from benchmarks.clients_zoo import build_setup, references, score, surrogates  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
@@ -76,6 +77,9 @@ def main(argv):
           key=jax.random.PRNGKey(0),
           reference=refs,
           surrogates=surrogates(zoo, config.robust.surrogates),
+          validators=validators(setup, data, cache, base, tuple(config.robust.validators))
+          if len(config.robust.validators)
+          else [],
           starts=data.train_x,
         )
         x = np.asarray(fps.x)

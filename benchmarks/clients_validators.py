@@ -1,12 +1,14 @@
-"""The owner's held-out derived copies that choose robust candidates (issue #20 probes).
+"""The owner's held-out derived copies that choose robust candidates (issue #20).
 
-The `val` lever of benchmarks/clients_selection.py: besides the surrogates in the
-objective (`surrogate-0.8`, `surrogate-0.3`), the owner prunes their own model at 0.5
-and 0.9 and fine-tunes each as a thief would (the thief's recipe, other seeds: 79, 80;
-the thief's copies use seed 7, the surrogates 77 and 78). These copies stay out of the
+`config.robust.validators` (configs/own.py: 0.5, 0.9) and the `val` lever of
+benchmarks/clients_selection.py: besides the surrogates in the objective
+(`surrogate-0.8`, `surrogate-0.3`), the owner prunes their own model at each rate and
+fine-tunes it as a thief would (the thief's recipe, other seeds: 79, 80, ...; the
+thief's copies use seed 7, the surrogates 77 and 78). These copies stay out of the
 objective; per class the candidates most of them still put in their class are kept
-first (then the smallest base margin), so the kept fingerprints are the ones pruning
-and fine-tuning are measured not to undo. No flags here (tests import it).
+first (then the smallest base margin; `ucfp.core.select.fewest_votes`), so the kept
+fingerprints are the ones pruning and fine-tuning are measured not to undo. No flags
+here (tests import it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from benchmarks import client_models as cm
 from benchmarks.clients_zoo import profile_of
 
 VALIDATOR_RATES = (0.5, 0.9)
-VALIDATOR_SEEDS = (79, 80)
+VALIDATOR_SEED = 79  # the i-th rate fine-tunes with seed 79 + i
 
 
 def validators(setup: str, data, cache: cm.Cache, base, rates=VALIDATOR_RATES) -> list:
@@ -38,7 +40,7 @@ def validators(setup: str, data, cache: cm.Cache, base, rates=VALIDATOR_RATES) -
   )
   out = []
   for i, rate in enumerate(rates):
-    seed = VALIDATOR_SEEDS[0] + i
+    seed = VALIDATOR_SEED + i
     masks = prune.global_magnitude_masks(base.variables, rate)
     init = prune.apply_masks(base.variables, masks)
     name = f"validator-{rate}"

@@ -369,12 +369,7 @@ def score(fps, zoo) -> dict:
 
 def select_heldout(margins, votes, candidates_y, y):
   """(N,) candidate indices: per class, fewest held-out votes first, then the smallest
-  base margin (misclassified candidates last), as `ucfp.core.select.lowest_margin`."""
-  import numpy as np
+  base margin (misclassified candidates last): `ucfp.core.select.fewest_votes`."""
+  from ucfp.core.select import fewest_votes
 
-  from ucfp.core.select import lowest_margin
-
-  # Hits (margin > 0) keep a positive key ordered by (votes, margin); misses stay <= 0.
-  span = float(np.max(np.abs(margins))) + 1.0
-  key = np.where(margins > 0, votes * span + margins, margins)
-  return lowest_margin(key, candidates_y, y)
+  return fewest_votes(margins, votes, candidates_y, y)

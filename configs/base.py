@@ -74,6 +74,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # zoo.attacks, e.g. "distill:same,extract:mlp:half_a"), each with the seed
   # seed + SURROGATE_SEED, so that none is an evaluated copy; "" for none.
   c.robust.surrogate_attacks = ""
+  # The owner's held-out copies (rc, ltrc; needs oversample > 1): the base pruned at each
+  # of these rates and fine-tuned like a surrogate (seed + VALIDATOR_SEED), kept out of
+  # the objective; per class the candidates most of them still put in their class are
+  # kept first, then the smallest base margin (ucfp.core.select). () for none.
+  c.robust.validators = ()
 
   c.ltrc = ml_collections.ConfigDict()
   c.ltrc.radius = 0.0  # high-pass radius r (frequency units; 0: no filter)

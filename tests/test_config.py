@@ -62,6 +62,8 @@ BAD = [
   ("robust.surrogates", (0.8, 1.0), r"config\.robust\.surrogates=\(0\.8, 1\.0\) must be a tuple"),
   ("robust.surrogates", (0.0,), r"config\.robust\.surrogates=\(0\.0,\) must be a tuple"),
   ("robust.surrogate_weight", -1.0, r"config\.robust\.surrogate_weight"),
+  ("robust.validators", (0.5, True), r"config\.robust\.validators=\(0\.5, True\) must be a tuple"),
+  ("robust.validators", (0.5,), r"config\.robust\.validators=\(0\.5,\) choose .*config\.oversample >= 2"),
   ("robust.surrogate_attacks", "distill:vit", r"config\.robust\.surrogate_attacks: 'distill:vit'"),
   ("ltrc.radius", 6.0, r"config\.ltrc\.radius=6\.0 must be in \[0, 5\.657\]"),
   ("ltrc.term", "lowpass", r"config\.ltrc\.term"),

@@ -72,17 +72,18 @@ def test_zoo_builds_surrogates_with_their_own_seed(tmp_path, digits):
   cfg = ltrc.get_config("tiny")
   with cfg.unlocked():
     cfg.robust.surrogates = (0.5,)
+    cfg.robust.validators = (0.5,)
   zoo = build_zoo(cfg, digits, str(tmp_path))  # evaluation: pruned-0.5 too
-  (sur,) = zoo.surrogate
+  (sur,), (val,) = zoo.surrogate, zoo.validator
   assert sur.name == "surrogate-pruned-0.5" and sur.kind == "surrogate" and sur.rate == 0.5
-  assert sur in zoo.all() and sur not in zoo.pruned
+  assert val.name == "validator-pruned-0.5" and val.kind == "validator" and val.rate == 0.5
+  assert sur in zoo.all() and val in zoo.all() and sur not in zoo.pruned
   assert prune.sparsity(sur.model.variables) == pytest.approx(0.5, abs=0.02)
-  # the same rate as the evaluation's pruned copy, but another fine-tuning run
+  # the same rate as the evaluation's pruned copy, but other fine-tuning runs
   (adv,) = zoo.pruned
-  pairs = zip(
-    jax.tree.leaves(sur.model.variables), jax.tree.leaves(adv.model.variables), strict=True
-  )
-  assert any(not np.array_equal(a, b) for a, b in pairs)
+  for a, b in ((sur, adv), (val, adv), (val, sur)):
+    pairs = zip(jax.tree.leaves(a.model.variables), jax.tree.leaves(b.model.variables), strict=True)
+    assert any(not np.array_equal(u, v) for u, v in pairs)
   # restore_zoo scores a build in progress: what is cached, nothing trained
   from ucfp.evaluation.zoo import restore_zoo
 

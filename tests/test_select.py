@@ -1,12 +1,13 @@
-"""Over-generation and margin selection (`config.oversample`, ucfp/core/select.py)."""
+"""Over-generation and margin / validator selection (`config.oversample`, `robust.validators`)."""
 
 import jax
 import numpy as np
 import pytest
 from conftest import set_fields
 
-from ucfp import fingerprint
-from ucfp.core.select import base_margins, candidate_labels, lowest_margin
+from ucfp import Model, fingerprint
+from ucfp.core.scoring import predict_labels
+from ucfp.core.select import base_margins, candidate_labels, fewest_votes, lowest_margin
 
 
 def test_lowest_margin_prefers_small_positive_margins_then_misses():
@@ -59,3 +60,70 @@ def test_bad_oversample_is_refused_before_compute(tiny_config, cnn_model, bad):
   c = set_fields(tiny_config, oversample=bad)
   with pytest.raises(ValueError, match="config.oversample"):
     fingerprint(cnn_model, c, key=jax.random.PRNGKey(0))
+
+
+def test_fewest_votes_orders_by_votes_then_margin_misses_last():
+  y = np.array([0])
+  cand_y = np.array([0, 0, 0, 0])
+  margins = np.array([0.5, 2.0, -1.0, 1.0])
+  # the two smallest margins have votes against them: the vote-free 2.0 comes first
+  assert list(fewest_votes(margins, np.array([1, 0, 0, 1]), cand_y, y)) == [1]
+  # a tie in votes falls back to the smallest margin
+  assert list(fewest_votes(margins, np.array([1, 1, 0, 1]), cand_y, y)) == [0]
+  # a misclassified candidate stays last whatever its votes
+  keep = fewest_votes(margins, np.array([2, 2, 0, 2]), cand_y, np.array([0, 0, 0, 0]))
+  assert list(keep) == [0, 3, 1, 2]
+  with pytest.raises(ValueError, match="votes must be"):
+    fewest_votes(margins, np.array([0, -1, 0, 0]), cand_y, y)
+
+
+def test_validators_choose_the_candidates_they_follow(tiny_config, cnn_model):
+  """With validators, the kept candidates are per class those the fewest validators
+  miss, then the smallest margin: the same run as 3N fingerprints, then `fewest_votes`."""
+  # a validator that agrees with the base on some candidates: its weights with noise
+  noise = jax.random.PRNGKey(1)
+  noisy = jax.tree.map(
+    lambda a: a + 0.3 * a.std() * jax.random.normal(noise, a.shape) if a.ndim > 1 else a,
+    cnn_model.variables,
+  )
+  val = Model(cnn_model.apply_fn, noisy, "cnn-noisy")
+  c = set_fields(
+    tiny_config,
+    method="rc",
+    num_fingerprints=10,
+    steps=6,
+    oversample=3,
+    **{"robust.num_variants": 2, "robust.validators": (0.5,)},
+  )
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(5), validators=[val])
+  assert fp.meta["validators"] == ["cnn-noisy"]
+  full = set_fields(
+    tiny_config.copy_and_resolve_references(),
+    num_fingerprints=30,
+    oversample=1,
+    **{"robust.validators": ()},
+  )
+  cand = fingerprint(cnn_model, full, key=jax.random.PRNGKey(5), labels=np.tile(fp.y, 3))
+  m = base_margins(cnn_model.apply_fn, cnn_model.variables, cand.x, cand.y)
+  misses = (predict_labels(val, cand.x) != cand.y).astype(int)
+  assert 0 < misses.sum() < len(misses)  # the validator follows some candidates, not all
+  keep, by_margin = fewest_votes(m, misses, cand.y, fp.y), lowest_margin(m, cand.y, fp.y)
+  np.testing.assert_allclose(fp.x, cand.x[keep], atol=1e-6)
+  # the validator changed the choice: it follows more of the kept than of the margin's
+  assert misses[keep].sum() < misses[by_margin].sum()
+
+
+def test_validators_are_refused_without_what_they_need(tiny_config, cnn_model, mlp_model):
+  key = jax.random.PRNGKey(0)
+  c = set_fields(tiny_config, method="rc", oversample=3, **{"robust.validators": (0.5,)})
+  with pytest.raises(ValueError, match=r"config\.robust\.validators=\(0\.5,\) needs"):
+    fingerprint(cnn_model, c, key=key)
+  one = set_fields(c.copy_and_resolve_references(), oversample=1)
+  with pytest.raises(ValueError, match=r"validators=\(0\.5,\) choose among oversampled.*>= 2"):
+    fingerprint(cnn_model, one, key=key, validators=[mlp_model])
+  plain = set_fields(c.copy_and_resolve_references(), oversample=1, **{"robust.validators": ()})
+  with pytest.raises(ValueError, match="set config.oversample >= 2 \\(got 1\\)"):
+    fingerprint(cnn_model, plain, key=key, validators=[mlp_model])
+  bad = set_fields(c.copy_and_resolve_references(), **{"robust.validators": (1.5,)})
+  with pytest.raises(ValueError, match=r"config\.robust\.validators=\(1\.5,\) must be a tuple"):
+    fingerprint(cnn_model, bad, key=key, validators=[mlp_model])

@@ -55,6 +55,7 @@ def evaluate(fps: Fingerprints, zoo: Zoo) -> dict:
     "base": owned(zoo.base),
     "reference": [owned(m) for m in zoo.reference],
     **({"surrogate": [owned(m) for m in zoo.surrogate]} if zoo.surrogate else {}),
+    **({"validator": [owned(m) for m in zoo.validator]} if zoo.validator else {}),
     "pruned": [entry(m) for m in zoo.pruned],
     **({"derived": [entry(m) for m in zoo.derived]} if zoo.derived else {}),
     "unassociated": [entry(m) for m in zoo.unassociated],
@@ -124,7 +125,7 @@ def format_table(report: dict) -> str:
 
   header = ("model", "kind", "test acc", "match", "p-value", "derived")
   rows = [header + (("mistakes", "both") if both else ()), row_both(report["base"], "base")]
-  for kind in ("reference", "surrogate", "pruned", "derived", "unassociated"):
+  for kind in ("reference", "surrogate", "validator", "pruned", "derived", "unassociated"):
     for e in report.get(kind, []):
       rows.append(row_both(e, kind if e.get("useful", True) else f"{kind} (not useful)"))
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -180,6 +181,7 @@ def run(config, workdir: str) -> dict:
     key=key,
     reference=[m.model for m in zoo.reference],
     surrogates=[m.model for m in zoo.surrogate],
+    validators=[m.model for m in zoo.validator],
     image_shape=data.info.image_shape,
     checkpoint_dir=os.path.join(workdir, "generation"),
     starts=data.train_x if config.init == "data" else None,

@@ -16,7 +16,8 @@ import numpy as np
 from ucfp.core import progress, prune
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.resume import Checkpoints, run_id
-from ucfp.core.select import base_margins, candidate_labels, lowest_margin
+from ucfp.core.scoring import predict_labels
+from ucfp.core.select import base_margins, candidate_labels, fewest_votes, lowest_margin
 from ucfp.core.sharding import example_sharding, place
 from ucfp.core.spec import GenSpec  # noqa: F401 - re-exported
 from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public names
@@ -29,7 +30,7 @@ from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public name
   objective,
 )
 from ucfp.core.types import Model
-from ucfp.core.validate import validate_generation
+from ucfp.core.validate import owner_copies, validate_generation
 
 
 def balanced_labels(n: int, num_classes: int, key: jax.Array) -> np.ndarray:
@@ -187,6 +188,7 @@ def fingerprint(
   key: jax.Array,
   reference: Sequence[Model] = (),
   surrogates: Sequence[Model] = (),
+  validators: Sequence[Model] = (),
   labels: np.ndarray | None = None,
   image_shape: Sequence[int] | None = None,
   prunable: prune.Prunable | None = None,
@@ -202,6 +204,9 @@ def fingerprint(
     reference: the owner's independently trained models, for `ltrc.term='reference'`.
     surrogates: the owner's own derived (pruned, fine-tuned) copies of `model`, for
       `config.robust.surrogates` (rc and ltrc; ignored by c).
+    validators: more of the owner's derived copies, held out of the objective, for
+      `config.robust.validators` (rc and ltrc, with `oversample` > 1): per class the
+      candidates most of them still put in their class are kept first.
     labels: (N,) target labels in [0, K); balanced over classes if None.
     image_shape: overrides `config.image_shape` (e.g. for an image folder).
     prunable: `prunable(path, leaf) -> bool` over `jax.tree_util` key paths of
@@ -220,7 +225,8 @@ def fingerprint(
   Returns:
     :class:`Fingerprints` with x (N, H, W, C) in [0, 1] and y (N,). With
     `config.oversample = m > 1`, m * N candidates are generated (labels repeated m
-    times) and N kept by `ucfp.core.select.lowest_margin`.
+    times) and N kept by `ucfp.core.select.lowest_margin` (with validators,
+    `fewest_votes`: their misses first).
 
   Raises:
     ValueError: a bad config field, labels, image shape or `prunable`, or no prunable
@@ -246,20 +252,10 @@ def fingerprint(
     why = reference_warning(reference, model)
     if why is not None:
       warnings.warn(why, UserWarning, stacklevel=2)
-  wanted = len(config.robust.surrogates) > 0 or bool(config.robust.get("surrogate_attacks"))
-  use_sur = spec.method != "c" and (wanted or len(surrogates) > 0)
-  if use_sur and not surrogates:
-    field = (
-      f"config.robust.surrogates={tuple(config.robust.surrogates)}"
-      if len(config.robust.surrogates)
-      else f"config.robust.surrogate_attacks={config.robust.surrogate_attacks!r}"
-    )
-    raise ValueError(
-      f"{field} needs the owner's derived copies of the model: pass surrogates=[...] "
-      "(build_zoo trains them)"
-    )
-  if use_sur:
-    _check_classes(surrogates, shape, k, "surrogate model")
+  use_sur, use_val = owner_copies(config, spec.method, surrogates, validators, over)
+  for models, what in ((surrogates, "surrogate"), (validators, "validator")):
+    if use_sur if what == "surrogate" else use_val:
+      _check_classes(models, shape, k, f"{what} model")
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
     y = balanced_labels(n, k, k_labels)
@@ -324,7 +320,11 @@ def fingerprint(
   x = np.asarray(state[0])
   if over > 1:
     m = base_margins(model.apply_fn, model.variables, x, y)
-    keep = lowest_margin(m, y, y_out)
+    if use_val:  # each validator that does not give the target votes against it
+      misses = sum(np.asarray(predict_labels(v, x, k)) != y for v in validators)
+      keep = fewest_votes(m, misses, y, y_out)
+    else:
+      keep = lowest_margin(m, y, y_out)
     x, margin = x[keep], float(m[keep].min())
   seconds = time.perf_counter() - start
   meta = {
@@ -335,6 +335,7 @@ def fingerprint(
     "num_classes": k,
     "reference": [r.name for r in reference] if ref_fns else [],
     "surrogates": [m.name for m in surrogates] if sur_fns else [],
+    "validators": [m.name for m in validators] if use_val else [],
     "oversample": over,
     "steps_run": steps_run,
     "resumed_from": first,

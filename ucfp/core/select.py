@@ -14,6 +14,12 @@ candidate hold across the pruned variants, so the kept ones lose no robustness t
 Not a free lunch: on ucfp's own digits zoo with 11 references it raised T (0.030 ->
 0.040, benchmarks/results/quality-digits-threat-oversample.md), so only configs/own.py
 (few references) uses it.
+
+With validators (`config.robust.validators`: the owner's own copies pruned and
+fine-tuned as a thief would, held out of the objective) the candidates most of them
+still put in their class come first (`fewest_votes` with their misses as the votes),
+then the smallest margin: the kept fingerprints are the ones pruning and fine-tuning
+were measured not to undo (benchmarks/results/clients-digits-val-*-selection.md).
 """
 
 from __future__ import annotations
@@ -62,3 +68,18 @@ def lowest_margin(margins: np.ndarray, candidates_y: np.ndarray, y: np.ndarray) 
     order = np.lexsort((np.where(hit, m, -m), ~hit))
     out[slots] = cand[order[: len(slots)]]
   return out
+
+
+def fewest_votes(
+  margins: np.ndarray, votes: np.ndarray, candidates_y: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+  """(N,) candidate indices as `lowest_margin`, with per class the candidates of the
+  fewest `votes` (M,) non-negative ints first among those the base model classifies
+  right, then the smallest margin (M,); misclassified candidates last. Pure numpy."""
+  margins, votes = np.asarray(margins, np.float64), np.asarray(votes)
+  if votes.shape != margins.shape or (votes.size and votes.min() < 0):
+    raise ValueError(f"votes must be {margins.shape} non-negative integers; got {votes.shape}")
+  # Hits (margin > 0) keep a positive key ordered by (votes, margin); misses stay <= 0.
+  span = float(np.max(np.abs(margins), initial=0.0)) + 1.0
+  key = np.where(margins > 0, votes * span + margins, margins)
+  return lowest_margin(key, candidates_y, y)

@@ -96,6 +96,18 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
       f"config.robust.surrogates={sur!r} must be a tuple of prune rates in (0, 1), or ()"
     )
   number(r.surrogate_weight, "robust.surrogate_weight", 0)
+  val = r.get("validators", ())
+  if not isinstance(val, tuple | list) or not all(
+    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in val
+  ):
+    raise ValueError(
+      f"config.robust.validators={val!r} must be a tuple of prune rates in (0, 1), or ()"
+    )
+  if len(val) and int(config.get("oversample", 1)) < 2:
+    raise ValueError(
+      f"config.robust.validators={tuple(val)!r} choose among oversampled candidates: "
+      f"set config.oversample >= 2 (got {config.get('oversample', 1)!r}), or validators = ()"
+    )
   if not isinstance(r.get("surrogate_attacks", ""), str):
     raise ValueError(
       f"config.robust.surrogate_attacks={r.surrogate_attacks!r} must be a string of attack specs"
@@ -111,3 +123,33 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   number(config.ltrc.get("anchor_weight", 0.0), "ltrc.anchor_weight", 0)
   number(config.get("budget", 0.0), "budget", 0)
   return shape
+
+
+def owner_copies(config, method: str, surrogates, validators, over: int) -> tuple[bool, bool]:
+  """(use the surrogates, use the validators): rc and ltrc use what the config asks for
+  or what is given; a ValueError (before any compute) when the config asks for copies
+  not given, or validators come without oversampled candidates to choose among."""
+  r = config.robust
+  wanted = len(r.surrogates) > 0 or bool(r.get("surrogate_attacks"))
+  use_sur = method != "c" and (wanted or len(surrogates) > 0)
+  if use_sur and not surrogates:
+    field = (
+      f"config.robust.surrogates={tuple(r.surrogates)}"
+      if len(r.surrogates)
+      else f"config.robust.surrogate_attacks={r.surrogate_attacks!r}"
+    )
+    raise ValueError(
+      f"{field} needs the owner's derived copies of the model: pass surrogates=[...] "
+      "(build_zoo trains them)"
+    )
+  use_val = method != "c" and (len(r.get("validators", ())) > 0 or len(validators) > 0)
+  if use_val and not validators:
+    raise ValueError(
+      f"config.robust.validators={tuple(r.validators)} needs the owner's held-out derived "
+      "copies of the model: pass validators=[...] (build_zoo trains them)"
+    )
+  if use_val and over < 2:
+    raise ValueError(
+      f"validators choose among oversampled candidates: set config.oversample >= 2 (got {over})"
+    )
+  return use_sur, use_val

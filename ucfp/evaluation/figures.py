@@ -28,11 +28,12 @@ from ucfp.core.spectral import frequency_radius
 # The main job's figures, written as DIR/figures/<name>.png (a contract: notebooks read them).
 NAMES = ("match_rates", "match_vs_prune", "roc", "fingerprints", "spectrum")
 ALPHA = 1e-3  # the significance level of `verify` that the figures mark
-KINDS = ("base", "reference", "surrogate", "pruned", "derived", "unassociated")
+KINDS = ("base", "reference", "surrogate", "validator", "pruned", "derived", "unassociated")
 KIND_LABELS = {
   "base": "base (the owner's model)",
   "reference": "reference (owner's, used in generation)",
   "surrogate": "surrogate (owner's pruned copy)",
+  "validator": "validator (owner's held-out pruned copy)",
   "pruned": "pruned + fine-tuned copies",
   "derived": "other derived copies",
   "unassociated": "innocents (independent models)",
@@ -42,6 +43,7 @@ KIND_COLORS = {
   "base": "#222222",
   "reference": "#999999",
   "surrogate": "#bbbbbb",
+  "validator": "#dddddd",
   "pruned": "#1f77b4",
   "derived": "#17becf",
   "unassociated": "#d62728",

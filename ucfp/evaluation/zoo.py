@@ -29,12 +29,14 @@ from ucfp.evaluation.train import TrainSpec, train
 # Surrogates are fine-tuned with seed config.seed + SURROGATE_SEED: another data order
 # than the evaluation's pruned copies (which use config.seed).
 SURROGATE_SEED = 3001
+# The owner's validators (config.robust.validators): fine-tuned with yet another order.
+VALIDATOR_SEED = 3101
 
 
 @dataclasses.dataclass
 class ZooModel:
   model: Model | Callable  # a white-box Model, or a black-box callable (images -> labels)
-  kind: str  # base | pruned | derived | unassociated | reference | surrogate
+  kind: str  # base | pruned | derived | unassociated | reference | surrogate | validator
   test_accuracy: float
   rate: float | None = None
   seconds: float = 0.0  # training time of this build (0 when restored)
@@ -56,12 +58,13 @@ class Zoo:
   unassociated: list[ZooModel]
   derived: list[ZooModel] = dataclasses.field(default_factory=list)  # zoo.attacks, .extended
   surrogate: list[ZooModel] = dataclasses.field(default_factory=list)  # robust.surrogates
+  validator: list[ZooModel] = dataclasses.field(default_factory=list)  # robust.validators
   workers: int = 1  # the processes that trained this build's models (config.train.workers)
 
   def all(self) -> list[ZooModel]:
     return [
-      self.base, *self.reference, *self.surrogate, *self.pruned, *self.derived,
-      *self.unassociated,
+      self.base, *self.reference, *self.surrogate, *self.validator, *self.pruned,
+      *self.derived, *self.unassociated,
     ]  # fmt: skip
 
 
@@ -222,6 +225,15 @@ class ZooBuilder:
     specs = attacks.parse_attacks(r.surrogate_attacks, "config.robust.surrogate_attacks")
     return out + self.attacked(base, base_key, specs, SURROGATE_SEED, "surrogate")
 
+  def validators(self, base: ZooModel, base_key: str) -> list[ZooModel]:
+    """The owner's validators (none for `c`): pruned copies (`robust.validators`)
+    fine-tuned as the surrogates are, with the seed + VALIDATOR_SEED; held out of the
+    objective, they choose among the oversampled candidates (`ucfp.core.select`)."""
+    if self.config.method == "c":
+      return []
+    rates = self.config.robust.get("validators", ())
+    return self.pruned(base, base_key, rates, VALIDATOR_SEED, "validator")
+
   def attacked(
     self, base: ZooModel, base_key: str, specs, seed_offset: int = 0, kind: str = "derived"
   ) -> list[ZooModel]:
@@ -304,7 +316,7 @@ class ZooBuilder:
 
 def _collect(b: ZooBuilder, scope: str) -> Zoo | list[ZooModel]:
   """What `b` builds, in build order: `scope` 'zoo' (the owner's models and the
-  evaluation's), 'owner' (the base, references and surrogates) or 'surrogates' (the
+  evaluation's), 'owner' (the base, references, surrogates and validators) or 'surrogates' (the
   base and the surrogates: a list)."""
   config = b.config
   evaluation = scope == "zoo"
@@ -318,6 +330,7 @@ def _collect(b: ZooBuilder, scope: str) -> Zoo | list[ZooModel]:
     else []
   )
   surrogate = b.surrogates(base, base_key)
+  validator = b.validators(base, base_key)
   pruned = b.pruned(base, base_key) if evaluation else []
   unassoc = (
     b.listed(config.zoo.unassociated, "config.zoo.unassociated", "unassociated")
@@ -333,7 +346,7 @@ def _collect(b: ZooBuilder, scope: str) -> Zoo | list[ZooModel]:
     derived = b.attacked(base, base_key, specs)
   if evaluation and config.zoo.extended:
     unassoc.append(b.sklearn_blackbox())
-  return Zoo(base, reference, pruned, unassoc, derived, surrogate)
+  return Zoo(base, reference, pruned, unassoc, derived, surrogate, validator)
 
 
 def plan(config, data: Dataset, workdir: str, scope: str) -> list[Job]:
