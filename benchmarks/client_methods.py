@@ -6,11 +6,19 @@ import re
 
 from configs import c, ltrc, own, rc
 
-# configs/own.py with the references' margin hinge (benchmarks/results/clients-digits-own-margin.md)
-_OWN_MARGIN = {
+# configs/own.py before 2026-12-06 (benchmarks/results/clients-digits.md and the rows
+# built on it): the references' `prob` penalty, surrogate weight 1, margin selection.
+_OWN_PREV = {
   "_config": own,
   "_refs": "own",
   "_surrogate": True,
+  "ltrc.ref_loss": "prob",
+  "robust.surrogate_weight": 1.0,
+  "robust.validators": (),
+}
+# ... with the references' margin hinge (benchmarks/results/clients-digits-own-margin.md)
+_OWN_MARGIN = {
+  **_OWN_PREV,
   "ltrc.ref_loss": "margin",
   "ltrc.ref_kappa": 6.0,
   "ltrc.weight": 1.0,
@@ -65,12 +73,13 @@ METHODS = {
     {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data", "oversample": 3},
   ),
   "ucfp_own": (
-    "ucfp's recipe for own models (configs/own.py, oversample 5): the user's K references"
-    " + ucfp.simple_references (3) + 4 short runs",
+    "ucfp's recipe for own models (configs/own.py, oversample 5, the anchor penalty,"
+    " validators): the user's K references + ucfp.simple_references (3) + 4 short runs",
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
+  "ucfp_own_prev": ("configs/own.py before 2026-12-06 (prob penalty, no validators)", _OWN_PREV),
   "ucfp_own_margin": (
-    "ucfp_own with the references' margin hinge (ltrc.ref_loss margin, ref_kappa 6,"
+    "ucfp_own_prev with the references' margin hinge (ltrc.ref_loss margin, ref_kappa 6,"
     " weight 1) and surrogate weight 3",
     _OWN_MARGIN,
   ),
@@ -79,12 +88,12 @@ METHODS = {
     {**_OWN_MARGIN, "robust.surrogate_weight": 5.0},
   ),
   "ucfp_own_o3": (
-    "ucfp_own with oversample=3 (lowest-margin third kept)",
-    {"_config": own, "_refs": "own", "_surrogate": True, "oversample": 3},
+    "ucfp_own_prev with oversample=3 (lowest-margin third kept)",
+    {**_OWN_PREV, "oversample": 3},
   ),
   "ucfp_own_cheap_cnn": (
-    "configs/own.py with the references of ucfp_cheap_data_cnn (K counts the simple ones)",
-    {"_config": own, "_refs": "cheap_cnn", "_surrogate": True},
+    "ucfp_own_prev with the references of ucfp_cheap_data_cnn (K counts the simple ones)",
+    {**_OWN_PREV, "_refs": "cheap_cnn"},
   ),
   "ucfp_data": ("ucfp, examples started from training images (init=data)", {"init": "data"}),
   "ucfp_mixed_w10_sur_data": (
@@ -183,7 +192,10 @@ def lever_overrides(lever: str) -> dict | None:
 
   `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
   references' margin hinge), `anc` (the anchor penalty: each reference keeps reading the
-  start image's class), `ancm<kappa>` (its hinge, until the reference reads it by kappa), `aw<weight>` (the anchor penalty beside the `prob` one), `w<weight>`, `sw<surrogate weight>`, `s<steps>`,
+  start image's class; configs/own.py's since 2026-12-06), `prob` (the `prob` penalty,
+  configs/own.py's before), `ancm<kappa>` (the anchor's hinge, until the reference reads
+  it by kappa), `aw<weight>` (the anchor penalty beside the `prob` one), `w<weight>`,
+  `sw<surrogate weight>`, `s<steps>`,
   `b<L-inf budget around the start image>`; a number with a leading 0 reads as a
   decimal fraction (`w05` = 0.5, `b01` = 0.1, `b005` = 0.05).
   """
@@ -191,8 +203,8 @@ def lever_overrides(lever: str) -> dict | None:
     return {"reduce": "max"}
   out = {}
   for token in lever.split("_"):
-    if token == "anc":
-      out["ref_loss"] = "anchor"
+    if token in ("anc", "prob"):
+      out["ref_loss"] = "anchor" if token == "anc" else "prob"
       continue
     m = _TOKEN.fullmatch(token)
     if not m:

@@ -8,7 +8,9 @@ in their class by the smallest margin. With K <= 1 of the user's full-length ref
 one innocent of the base's family still follows 0.22-0.28 of the fingerprints on the
 avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The levers:
 
-- `margin`: configs/own.py as shipped (the baseline; the same candidates as the others);
+- `margin`: configs/own.py's objective with margin selection (its validators off; until
+  2026-12-06, with the `prob` penalty and surrogate weight 1, configs/own.py as shipped;
+  that objective now is the lever `prob_sw1`);
 - `heldout_short`: 4 more short runs of the user's recipe (seeds 3005-3008), not in the
   objective, choose: per class the candidates the fewest of them put in their class,
   then the smallest base margin (a validation set of independent models, in the spirit
@@ -30,14 +32,15 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
 - objective levers, `_`-joined tokens (`client_methods.lever_overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `anc` the anchor penalty
   (`ltrc.ref_loss = "anchor"`: each reference keeps reading the start image's class),
-  `ancm<kappa>` its hinge, `aw<weight>` the anchor beside `prob` (`ltrc.anchor_weight`), `w<weight>` the reference weight,
+  `prob` the `prob` penalty (configs/own.py's until 2026-12-06), `ancm<kappa>` its hinge, `aw<weight>` the anchor beside `prob` (`ltrc.anchor_weight`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
   image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
 - `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
 - `val`: the owner's own copies pruned at 0.5 and 0.9 and fine-tuned, held out of the
   objective (`benchmarks/clients_validators.py`), choose: per class the candidates most
   of them still put in their class first (a validation of robustness, as
-  `heldout_short` validates transfer), then the smallest base margin;
+  `heldout_short` validates transfer), then the smallest base margin (configs/own.py
+  as shipped since 2026-12-06: `margin+val`, i.e. `val`);
 - `a+b[+c]`: a reference lever's models, an objective lever's config and `sur2`
   together (e.g. `quarter4+sur2+refm6_w1_sw3`).
 
@@ -107,7 +110,7 @@ def main(argv):
   if bad:
     raise ValueError(
       f"--levers: {bad} not among {', '.join(LEVERS)} nor objective levers "
-      "(`_`-joined refm<kappa>, anc, ancm<kappa>, aw<weight>, w<weight>, sw<s>, s<steps>, "
+      "(`_`-joined refm<kappa>, anc, prob, ancm<kappa>, aw<weight>, w<weight>, sw<s>, s<steps>, "
       "b<budget>, e.g. refm6_w1_sw3)"
     )
   import jax
@@ -246,7 +249,8 @@ def markdown(out: dict, tag: str) -> str:
     f"# Client models: {tag}, levers against the K <= 1 false alarms",
     "",
     "configs/own.py's references (the user's K full-length runs + ucfp.simple_references +",
-    "4 short runs); 5 N candidates, N kept per class. `margin`: as shipped; `heldout_short`:",
+    "4 short runs); 5 N candidates, N kept per class. `margin`: configs/own.py's objective at",
+    "this commit, margin selection; `heldout_short`:",
     "4 more short runs not in the objective choose (fewest of them following first);",
     "`heldout_full`: the user's K-th full run chooses instead of being in the objective;",
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",
@@ -256,7 +260,8 @@ def markdown(out: dict, tag: str) -> str:
     "all the epochs on disjoint quarters / halves of the training data instead; `refm<kappa>`, `w<weight>`, `sw<s>`, `s<steps>`,",
     "`b<budget>` (`_`-joined): the references' margin hinge (`ltrc.ref_loss = margin`,",
     "`ref_kappa`; `anc`: the anchor penalty, each reference keeps reading the start image's",
-    "class; `ancm<kappa>`: its hinge; `aw<weight>`: the anchor beside `prob`), reference weight, surrogate weight, steps, L-inf budget around the start",
+    "class; `prob`: the prob penalty; `ancm<kappa>`: the anchor's hinge; `aw<weight>`: the",
+    "anchor beside `prob`), reference weight, surrogate weight, steps, L-inf budget around the start",
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
     "0.8 one as a surrogate; `val`: the owner's 0.5- and 0.9-pruned, fine-tuned copies (out of",
     "the objective) choose, the candidates most of them follow first (their misses are the",

@@ -151,7 +151,15 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
   assert method_config("ucfp_cheap_data", (8, 8, 1), 4, 10).init == "data"
   own = method_config("ucfp_own", (8, 8, 1), 0, 10)
   assert own.ltrc.term == "reference" and own.oversample == 5 and own.init == "data"
-  assert method_config("ucfp_own_o3", (8, 8, 1), 2, 10).oversample == 3
+  assert tuple(own.robust.validators) == (0.5, 0.9) and own.ltrc.ref_loss == "anchor"
+  o3 = method_config("ucfp_own_o3", (8, 8, 1), 2, 10)  # built on the recipe before
+  assert o3.oversample == 3 and o3.ltrc.ref_loss == "prob" and o3.robust.validators == ()
+  prev = method_config("ucfp_own_prev", (8, 8, 1), 2, 10)
+  assert (prev.ltrc.ref_loss, prev.robust.surrogate_weight, prev.robust.validators) == (
+    "prob",
+    1.0,
+    (),
+  )
 
 
 def test_profiles_pick_recipes_by_image_shape():
@@ -283,7 +291,8 @@ def test_lever_names_parse_into_config_overrides():
   assert lever_overrides("anc_sw3") == {"ref_loss": "anchor", "robust.surrogate_weight": 3.0}
   assert lever_overrides("ancm2") == {"ref_loss": "anchor_margin", "ref_kappa": 2.0}
   assert lever_overrides("aw3") == {"anchor_weight": 3.0}
-  for not_objective in ("margin", "sur2", "half4", "refm6x", "w30_"):
+  assert lever_overrides("prob_sw1") == {"ref_loss": "prob", "robust.surrogate_weight": 1.0}
+  for not_objective in ("margin", "sur2", "val", "half4", "refm6x", "w30_"):
     assert lever_overrides(not_objective) is None
 
 

@@ -21,6 +21,8 @@ def test_own_config_is_ltrc_with_the_client_recipe(preset):
   assert cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   assert (cfg.init, cfg.oversample, cfg.ltrc.weight) == ("data", 5, 10.0)
   assert tuple(cfg.robust.surrogates) == (0.8,)
+  assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight) == ("anchor", 3.0)
+  assert tuple(cfg.robust.validators) == (0.5, 0.9)
 
 
 def test_config_is_locked():
@@ -63,7 +65,11 @@ BAD = [
   ("robust.surrogates", (0.0,), r"config\.robust\.surrogates=\(0\.0,\) must be a tuple"),
   ("robust.surrogate_weight", -1.0, r"config\.robust\.surrogate_weight"),
   ("robust.validators", (0.5, True), r"config\.robust\.validators=\(0\.5, True\) must be a tuple"),
-  ("robust.validators", (0.5,), r"config\.robust\.validators=\(0\.5,\) choose .*config\.oversample >= 2"),
+  (
+    "robust.validators",
+    (0.5,),
+    r"config\.robust\.validators=\(0\.5,\) choose .*config\.oversample >= 2",
+  ),
   ("robust.surrogate_attacks", "distill:vit", r"config\.robust\.surrogate_attacks: 'distill:vit'"),
   ("ltrc.radius", 6.0, r"config\.ltrc\.radius=6\.0 must be in \[0, 5\.657\]"),
   ("ltrc.term", "lowpass", r"config\.ltrc\.term"),
