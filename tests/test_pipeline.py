@@ -180,6 +180,29 @@ def test_main_job_with_data_starts(tiny_job, tmp_path):
   assert not np.array_equal(fps.x, first.x)
 
 
+@pytest.mark.slow
+def test_main_job_builds_validators_and_lets_them_choose(tiny_job, tmp_path):
+  """`robust.validators`: the zoo trains the owner's held-out copies (and only those here),
+  the report lists them, and the fingerprints record that they chose."""
+  import json
+  import shutil
+
+  from ucfp import Fingerprints
+
+  for sub in ("models", "data"):
+    if (tiny_job[0] / sub).exists():
+      shutil.copytree(tiny_job[0] / sub, tmp_path / sub)
+  out = _run(tmp_path, "--config.oversample=2", "--config.robust.validators=(0.5,)")
+  assert out.returncode == 0, out.stderr[-3000:]
+  trained = [line for line in out.stdout.splitlines() if line.strip().startswith("training ")]
+  assert trained and all("validator-pruned-0.5" in line for line in trained)
+  report = json.loads((tmp_path / "report.json").read_text())
+  assert [v["name"] for v in report["validator"]] == ["validator-pruned-0.5"]
+  assert "validator-pruned-0.5" not in [p["name"] for p in report["pruned"]]
+  fps = Fingerprints.load(str(tmp_path / "fingerprints.npz"))
+  assert fps.meta["validators"] == ["validator-pruned-0.5"] and fps.meta["oversample"] == 2
+
+
 def test_main_job_writes_and_scores_the_mistakes_set(mistakes_job, tmp_path):
   import shutil
 
