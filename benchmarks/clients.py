@@ -11,9 +11,9 @@ model, scikit-learn black boxes) and reference models of the user's own architec
 and recipe (other seeds), of which the first K are given to `ucfp.fingerprint`
 (`mixed` methods: some replaced by `ucfp.simple_references`' linear model and MLP,
 see `references`), and the owner's own 0.8-pruned fine-tuned copy for the methods
-that use a surrogate (and its 0.5- and 0.9-pruned copies, held out of the objective, for
-a config with `robust.validators`: benchmarks/clients_validators.py). The levers run on one setup at K = 2, 4 (`--levers`), and a few
-methods with K = 8, 16 (`--scale`). Per setup, K and method: R (pruned copies), T (innocents),
+that use a surrogate (and 0.5- and 0.9-pruned ones, held out of the objective, for a
+config with `robust.validators`: benchmarks/clients_validators.py). The levers run on
+one setup at K = 2, 4 (`--levers`), and a few methods with K = 8, 16 (`--scale`). Per setup, K and method: R (pruned copies), T (innocents),
 US = R - T, and verification with the null rate from the innocents (leave-one-out
 Clopper-Pearson bound over the other innocents for each innocent, all innocents for
 each derived copy; alpha 1e-3): false alarms and detected copies.

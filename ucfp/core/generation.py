@@ -253,9 +253,10 @@ def fingerprint(
     if why is not None:
       warnings.warn(why, UserWarning, stacklevel=2)
   use_sur, use_val = owner_copies(config, spec.method, surrogates, validators, over)
-  for models, what in ((surrogates, "surrogate"), (validators, "validator")):
-    if use_sur if what == "surrogate" else use_val:
-      _check_classes(models, shape, k, f"{what} model")
+  if use_sur:
+    _check_classes(surrogates, shape, k, "surrogate model")
+  if use_val:
+    _check_classes(validators, shape, k, "validator model")
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
     y = balanced_labels(n, k, k_labels)
