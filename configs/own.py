@@ -6,11 +6,12 @@
 a user's own model (benchmarks/clients.py: Flax modules and optax loops written apart
 from ucfp) with K <= 4 of the user's references, its fingerprints transfer to
 independently trained models (benchmarks/results/clients-digits.md). This config is
-the recipe measured there (`ucfp_own`: US >= 0.85, T <= 0.10 and no false alarm on
-3 client models with K = 2 or 4; with K <= 1 one to three same-family innocents still followed
-the fingerprints on 2 of them; on the CIFAR-10 avg-pool client, met at K = 1, 2, 4:
-benchmarks/results/clients-cifar10.md; on its BatchNorm client at K = 0, 1, 2, 4:
-clients-cifar10-bncnn-all.md); pass as `reference=` the user's K >= 2 models plus
+the recipe measured there (`ucfp_own`: US >= 0.85, T <= 0.10 and no false alarm on the
+digits avg-pool CNN at K = 1, 2, its BatchNorm CNN at K = 0, 2, 4, its MLP at K = 1, 2, 4:
+benchmarks/results/clients-digits-own-val.md; on the CIFAR-10 avg-pool client at K = 2,
+4: clients-cifar10-val-selection.md; with K = 0 innocents of the model's own family
+still follow the fingerprints on 3 of the 4 setups measured); pass as `reference=` the
+user's K >= 2 models plus
 
 - `ucfp.simple_references(train_x, train_y)`: a linear model, an MLP and a small CNN;
 - 4 short runs (a tenth of the epochs) of the user's own training, other seeds
@@ -19,8 +20,9 @@ clients-cifar10-bncnn-all.md); pass as `reference=` the user's K >= 2 models plu
 as `surrogates=` the owner's own copy pruned at 0.8 and fine-tuned, as `validators=`
 two more of the owner's copies, pruned at 0.5 and 0.9 and fine-tuned (held out of the
 objective: per class the candidates both still put in their class are kept first), and
-as `starts=` the training images. On 8x8 digits the main job (`python -m ucfp.generate`) runs
-it on ucfp's zoo with the preset's references (`starts`: the training split).
+as `starts=` the training images. On 8x8 digits the main job (`python -m ucfp.generate`)
+runs it on ucfp's zoo with the preset's references (`starts`: the training split; the
+zoo trains the surrogate and the validators).
 
 Since 2026-12-06 the references' penalty is the anchor (each reference keeps reading
 the class of the example's start image, so that the references are not all pushed into
