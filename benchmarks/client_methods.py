@@ -6,8 +6,8 @@ import re
 
 from configs import c, ltrc, own, rc
 
-# configs/own.py before 2026-12-06 (benchmarks/results/clients-digits.md and the rows
-# built on it): the references' `prob` penalty, surrogate weight 1, margin selection.
+# configs/own.py's recipe, pinned (the references' `prob` penalty, surrogate weight 1,
+# margin selection), for the rows built on it.
 _OWN_PREV = {
   "_config": own,
   "_refs": "own",
@@ -73,11 +73,23 @@ METHODS = {
     {"_refs": "cheap", "ltrc.weight": 10.0, "_surrogate": True, "init": "data", "oversample": 3},
   ),
   "ucfp_own": (
-    "ucfp's recipe for own models (configs/own.py, oversample 5, the anchor penalty,"
-    " validators): the user's K references + ucfp.simple_references (3) + 4 short runs",
+    "ucfp's recipe for own models (configs/own.py, oversample 5): the user's K references"
+    " + ucfp.simple_references (3) + 4 short runs",
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
-  "ucfp_own_prev": ("configs/own.py before 2026-12-06 (prob penalty, no validators)", _OWN_PREV),
+  "ucfp_own_prev": ("configs/own.py's recipe pinned (the same as ucfp_own)", _OWN_PREV),
+  # The anchor variant, 2026-12-06 (benchmarks/results/clients-digits-own-val.md and
+  # clients-cifar10-mlp-own-val.md, run as `ucfp_own` while configs/own.py was it).
+  "ucfp_own_val": (
+    "ucfp_own with the anchor penalty, surrogate weight 3 and the owner's 0.5- and"
+    " 0.9-pruned copies as validators",
+    {
+      **_OWN_PREV,
+      "ltrc.ref_loss": "anchor",
+      "robust.surrogate_weight": 3.0,
+      "robust.validators": (0.5, 0.9),
+    },
+  ),
   "ucfp_own_margin": (
     "ucfp_own_prev with the references' margin hinge (ltrc.ref_loss margin, ref_kappa 6,"
     " weight 1) and surrogate weight 3",
@@ -192,8 +204,7 @@ def lever_overrides(lever: str) -> dict | None:
 
   `max` -> the reference term's maximum; otherwise `_`-joined tokens `refm<kappa>` (the
   references' margin hinge), `anc` (the anchor penalty: each reference keeps reading the
-  start image's class; configs/own.py's since 2026-12-06), `prob` (the `prob` penalty,
-  configs/own.py's before), `ancm<kappa>` (the anchor's hinge, until the reference reads
+  start image's class), `prob` (the `prob` penalty, configs/own.py's), `ancm<kappa>` (the anchor's hinge, until the reference reads
   it by kappa), `aw<weight>` (the anchor penalty beside the `prob` one), `w<weight>`,
   `sw<surrogate weight>`, `s<steps>`,
   `b<L-inf budget around the start image>`; a number with a leading 0 reads as a

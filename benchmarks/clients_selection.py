@@ -8,9 +8,8 @@ in their class by the smallest margin. With K <= 1 of the user's full-length ref
 one innocent of the base's family still follows 0.22-0.28 of the fingerprints on the
 avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The levers:
 
-- `margin`: configs/own.py's objective with margin selection (its validators off; until
-  2026-12-06, with the `prob` penalty and surrogate weight 1, configs/own.py as shipped;
-  that objective now is the lever `prob_sw1`);
+- `margin`: configs/own.py as shipped (the baseline; the same candidates as the others;
+  any validators it configures are off: `val` turns them on);
 - `heldout_short`: 4 more short runs of the user's recipe (seeds 3005-3008), not in the
   objective, choose: per class the candidates the fewest of them put in their class,
   then the smallest base margin (a validation set of independent models, in the spirit
@@ -32,15 +31,15 @@ avg-pool CNN and the MLP client (benchmarks/results/clients-digits.md). The leve
 - objective levers, `_`-joined tokens (`client_methods.lever_overrides`): `refm<kappa>` the references' margin
   hinge (`ltrc.ref_loss = "margin"`, `ltrc.ref_kappa`), `anc` the anchor penalty
   (`ltrc.ref_loss = "anchor"`: each reference keeps reading the start image's class),
-  `prob` the `prob` penalty (configs/own.py's until 2026-12-06), `ancm<kappa>` its hinge, `aw<weight>` the anchor beside `prob` (`ltrc.anchor_weight`), `w<weight>` the reference weight,
+  `prob` the `prob` penalty (configs/own.py's), `ancm<kappa>` its hinge, `aw<weight>` the anchor beside `prob` (`ltrc.anchor_weight`), `w<weight>` the reference weight,
   `sw<s>` the surrogate weight, `s<steps>`, `b<budget>` an L-inf bound around the start
   image (e.g. `refm6_w1_sw3`, `b02`; a leading 0 reads as a fraction: `w05` = 0.5);
 - `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the 0.8 one as a surrogate;
 - `val`: the owner's own copies pruned at 0.5 and 0.9 and fine-tuned, held out of the
   objective (`benchmarks/clients_validators.py`), choose: per class the candidates most
   of them still put in their class first (a validation of robustness, as
-  `heldout_short` validates transfer), then the smallest base margin (configs/own.py
-  as shipped since 2026-12-06: `margin+val`, i.e. `val`);
+  `heldout_short` validates transfer), then the smallest base margin (`anc_sw3+val`
+  is the method `ucfp_own_val` of benchmarks/client_methods.py);
 - `a+b[+c]`: a reference lever's models, an objective lever's config and `sur2`
   together (e.g. `quarter4+sur2+refm6_w1_sw3`).
 
@@ -143,7 +142,7 @@ def main(argv):
     helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
     own = method_config("ucfp_own", data.info.image_shape, 0, _N.value)
-    rates = tuple(own.robust.validators) or VALIDATOR_RATES  # configs/own.py's, else 0.5, 0.9
+    rates = tuple(own.robust.validators) or VALIDATOR_RATES  # configs/own.py's if any
     owner_checks = validators(setup, data, cache, base, rates) if "val" in parts else []
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
     # runs of half / a quarter of the epochs: the same for every K
@@ -249,8 +248,7 @@ def markdown(out: dict, tag: str) -> str:
     f"# Client models: {tag}, levers against the K <= 1 false alarms",
     "",
     "configs/own.py's references (the user's K full-length runs + ucfp.simple_references +",
-    "4 short runs); 5 N candidates, N kept per class. `margin`: configs/own.py's objective at",
-    "this commit, margin selection; `heldout_short`:",
+    "4 short runs); 5 N candidates, N kept per class. `margin`: as shipped; `heldout_short`:",
     "4 more short runs not in the objective choose (fewest of them following first);",
     "`heldout_full`: the user's K-th full run chooses instead of being in the objective;",
     "`short8`: the 4 more short runs in the objective; `max`: the reference term's maximum",

@@ -151,14 +151,14 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
   assert method_config("ucfp_cheap_data", (8, 8, 1), 4, 10).init == "data"
   own = method_config("ucfp_own", (8, 8, 1), 0, 10)
   assert own.ltrc.term == "reference" and own.oversample == 5 and own.init == "data"
-  assert tuple(own.robust.validators) == (0.5, 0.9) and own.ltrc.ref_loss == "anchor"
-  o3 = method_config("ucfp_own_o3", (8, 8, 1), 2, 10)  # built on the recipe before
+  assert own.robust.validators == () and own.ltrc.ref_loss == "prob"
+  o3 = method_config("ucfp_own_o3", (8, 8, 1), 2, 10)  # the recipe pinned, 3x candidates
   assert o3.oversample == 3 and o3.ltrc.ref_loss == "prob" and o3.robust.validators == ()
-  prev = method_config("ucfp_own_prev", (8, 8, 1), 2, 10)
-  assert (prev.ltrc.ref_loss, prev.robust.surrogate_weight, prev.robust.validators) == (
-    "prob",
-    1.0,
-    (),
+  val = method_config("ucfp_own_val", (8, 8, 1), 2, 10)  # the anchor variant
+  assert (val.ltrc.ref_loss, val.robust.surrogate_weight, tuple(val.robust.validators)) == (
+    "anchor",
+    3.0,
+    (0.5, 0.9),
   )
 
 

@@ -21,8 +21,11 @@ def test_own_config_is_ltrc_with_the_client_recipe(preset):
   assert cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   assert (cfg.init, cfg.oversample, cfg.ltrc.weight) == ("data", 5, 10.0)
   assert tuple(cfg.robust.surrogates) == (0.8,)
-  assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight) == ("anchor", 3.0)
-  assert tuple(cfg.robust.validators) == (0.5, 0.9)
+  assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight, cfg.robust.validators) == (
+    "prob",
+    1.0,
+    (),
+  )
 
 
 def test_config_is_locked():
