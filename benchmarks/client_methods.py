@@ -78,6 +78,10 @@ METHODS = {
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
   "ucfp_own_prev": ("configs/own.py's recipe pinned (the same as ucfp_own)", _OWN_PREV),
+  "ucfp_own_pval": (
+    "ucfp_own with the owner's 0.5- and 0.9-pruned copies as validators (prob penalty)",
+    {**_OWN_PREV, "robust.validators": (0.5, 0.9)},
+  ),
   # The anchor variant, 2026-12-06 (benchmarks/results/clients-digits-own-val.md and
   # clients-cifar10-mlp-own-val.md, run as `ucfp_own` while configs/own.py was it).
   "ucfp_own_val": (
