@@ -141,9 +141,11 @@ def main(argv):
     simple = [e.model for e in zoo["simple"]]
     helpers = simple + [e.model for e in zoo["cheap"]]
     base = zoo["base"][0].model
-    own = method_config("ucfp_own", data.info.image_shape, 0, _N.value)
-    rates = tuple(own.robust.validators) or VALIDATOR_RATES  # configs/own.py's if any
-    owner_checks = validators(setup, data, cache, base, rates) if "val" in parts else []
+    owner_checks = []
+    if "val" in parts:  # configs/own.py's validator rates if it sets any, else 0.5, 0.9
+      own = method_config("ucfp_own", data.info.image_shape, 0, _N.value)
+      rates = tuple(own.robust.validators) or VALIDATOR_RATES
+      owner_checks = validators(setup, data, cache, base, rates)
     runs = {}  # (config, objective references) -> (candidates, margins, seconds)
     # runs of half / a quarter of the epochs: the same for every K
     half = train_runs(full // 2, range(3101, 3105), "half") if {"half4", "halfq8"} & parts else []

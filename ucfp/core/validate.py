@@ -47,6 +47,14 @@ def check_image_shape(shape, field: str = "config.image_shape") -> tuple[int, in
   return shape
 
 
+def _prune_rates(rates, field: str) -> None:
+  """A ValueError naming `config.<field>` unless rates is a tuple of numbers in (0, 1)."""
+  if not isinstance(rates, tuple | list) or not all(
+    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in rates
+  ):
+    raise ValueError(f"config.{field}={rates!r} must be a tuple of prune rates in (0, 1), or ()")
+
+
 def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   """Checks the fields `ucfp.fingerprint` reads; returns the image shape."""
   _choice(config.method, METHODS, "method")
@@ -88,21 +96,10 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
     raise ValueError(
       f"config.robust.prune_rate={r.prune_rate!r} must be a (low, high) pair with 0 <= low <= high < 1"
     )
-  sur = r.surrogates
-  if not isinstance(sur, tuple | list) or not all(
-    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in sur
-  ):
-    raise ValueError(
-      f"config.robust.surrogates={sur!r} must be a tuple of prune rates in (0, 1), or ()"
-    )
+  _prune_rates(r.surrogates, "robust.surrogates")
   number(r.surrogate_weight, "robust.surrogate_weight", 0)
   val = r.get("validators", ())
-  if not isinstance(val, tuple | list) or not all(
-    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in val
-  ):
-    raise ValueError(
-      f"config.robust.validators={val!r} must be a tuple of prune rates in (0, 1), or ()"
-    )
+  _prune_rates(val, "robust.validators")
   if len(val) and int(config.get("oversample", 1)) < 2:
     raise ValueError(
       f"config.robust.validators={tuple(val)!r} choose among oversampled candidates: "
