@@ -39,6 +39,54 @@ def test_train_references_rejects_bad_arguments(kw, match):
     ucfp.train_references(lambda v, x: x, lambda s: {}, **kw)
 
 
+def test_pruned_copies_prune_then_call_the_users_fine_tuning_once(tmp_path):
+  from ucfp.core import prune
+
+  base = random_model("mlp", 0, name="mine")
+  calls = []
+
+  def finetune_fn(variables, masks, seed):
+    calls.append(seed)
+    # the pruned weights arrive zeroed; "fine-tuning" moves the kept ones, mask held
+    moved = jax.tree.map(lambda v: v + 0.01, variables)
+    return prune.apply_masks(moved, masks)
+
+  copies = ucfp.pruned_copies(
+    base, finetune_fn, (0.5, 0.9), seeds=[3101, 3102], cache_dir=str(tmp_path)
+  )
+  assert calls == [3101, 3102]
+  assert [c.name for c in copies] == ["mine-pruned-0.5-s3101", "mine-pruned-0.9-s3102"]
+  for copy, rate in zip(copies, (0.5, 0.9), strict=True):
+    assert copy.apply_fn is base.apply_fn
+    assert abs(prune.sparsity(copy.variables) - rate) < 0.01
+  again = ucfp.pruned_copies(
+    base, finetune_fn, (0.5, 0.9), seeds=[3101, 3102], cache_dir=str(tmp_path)
+  )
+  assert calls == [3101, 3102]  # restored, not fine-tuned again
+  x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype(np.float32)
+  for a, b in zip(copies, again, strict=True):
+    np.testing.assert_array_equal(a(x), b(x))
+  assert ucfp.pruned_copies(base, finetune_fn, [0.8])[0].name == "mine-pruned-0.8-s2001"
+
+
+@pytest.mark.parametrize(
+  "kw, match",
+  [
+    ({"rates": ()}, "rates"),
+    ({"rates": (0.5, 1.0)}, "rates"),
+    ({"rates": (True,)}, "rates"),
+    ({"rates": (0.5,), "seeds": [1, 2]}, "seeds"),
+    ({"rates": (0.5,), "name": "my model"}, "name"),
+  ],
+)
+def test_pruned_copies_reject_bad_arguments_before_fine_tuning(kw, match):
+  def finetune_fn(*args):
+    raise AssertionError("fine-tuned despite bad arguments")
+
+  with pytest.raises(ValueError, match=match):
+    ucfp.pruned_copies(random_model("mlp", 0), finetune_fn, **kw)
+
+
 def test_simple_references_learn_the_data(digits):
   refs = ucfp.simple_references(digits.train_x, digits.train_y, epochs=12)
   assert [r.name for r in refs] == ["linear-s2001", "mlp-s2002", "cnn-s2003"]

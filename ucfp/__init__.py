@@ -20,7 +20,7 @@ from ucfp.core.scoring import (
   verify_combined,
 )
 from ucfp.core.types import Model
-from ucfp.references import simple_references, train_references
+from ucfp.references import pruned_copies, simple_references, train_references
 
 __all__ = [
   "CombinedVerdict",
@@ -33,6 +33,7 @@ __all__ = [
   "mistake_fingerprints",
   "null_dispersion",
   "null_rate_upper_bound",
+  "pruned_copies",
   "show_progress",
   "simple_references",
   "train_references",

@@ -18,7 +18,8 @@ that other architectures, even a logistic regression, still follow. Two helpers:
 
 Both return :class:`ucfp.Model` lists for `ucfp.fingerprint(..., reference=...)`. The
 models must be trained on data the owner controls and never be the models a
-verification is evaluated against.
+verification is evaluated against. A third, :func:`pruned_copies`, makes the owner's own
+pruned, fine-tuned copies of the model, for `surrogates=` and `validators=`.
 """
 
 from __future__ import annotations
@@ -107,6 +108,67 @@ def train_references(
     variables = _cached(cache_dir, f"{name}-s{seed}.npz", lambda seed=seed: train_fn(int(seed)))
     models.append(Model(apply_fn, variables, f"{name}-s{seed}"))
   return models
+
+
+def pruned_copies(
+  model: Model,
+  finetune_fn: Callable[[object, object, int], object],
+  rates: Sequence[float],
+  *,
+  seeds: Sequence[int] | None = None,
+  cache_dir: str | None = None,
+  name: str | None = None,
+) -> list[Model]:
+  """The owner's own pruned, fine-tuned copies of `model`, as a pruning thief makes them.
+
+  For `ucfp.fingerprint(..., surrogates=...)` (`config.robust.surrogates`, in the
+  objective) and `validators=...` (`config.robust.validators`, held out; they choose
+  among the candidates): each copy is `model` with the `rate` fraction of its smallest
+  kernel weights zeroed (global magnitude pruning over every conv / dense kernel, the
+  evaluation's rule) and then fine-tuned by the user's own function.
+
+  Args:
+    model: the owner's :class:`ucfp.Model` (white-box: its variables are pruned).
+    finetune_fn: `finetune_fn(variables, masks, seed) -> variables`: the user's
+      fine-tuning (a few epochs of their training, their data) from the pruned
+      `variables`, keeping the pruned weights at zero: `masks` has the structure of
+      `variables`, float 0/1 arrays on the kernels and None elsewhere
+      (`ucfp.core.prune.apply_masks(variables, masks)` after each update does it).
+    rates: prune rates in (0, 1), e.g. `config.robust.surrogates` or
+      `config.robust.validators`.
+    seeds: one per rate, for the fine-tuning's data order (default 2001, 2002, ...).
+      Give validators other seeds than surrogates, so that none is a copy in the
+      objective.
+    cache_dir: where each copy is kept as `<name>-pruned-<rate>-s<seed>.npz` (no
+      pickle) and restored from on the next call; change `name` when the model or
+      `finetune_fn` changes: the cache cannot see inside them.
+    name: the copies' name prefix (default `model.name`).
+
+  Returns:
+    One :class:`ucfp.Model` per rate, named `<name>-pruned-<rate>-s<seed>`.
+  """
+  from ucfp.core import prune
+
+  rates = tuple(rates)
+  bad = [r for r in rates if isinstance(r, bool) or not isinstance(r, int | float) or not 0 < r < 1]
+  if not rates or bad:
+    raise ValueError(f"pruned_copies: rates={rates!r} must be prune rates in (0, 1)")
+  seeds = list(range(2001, 2001 + len(rates))) if seeds is None else list(seeds)
+  if len(seeds) != len(rates) or not all(isinstance(s, int) for s in seeds):
+    raise ValueError(f"pruned_copies: seeds={seeds} must be {len(rates)} integers, one per rate")
+  name = model.name if name is None else name
+  if not _NAME.match(name):
+    raise ValueError(f"pruned_copies: name={name!r} may hold only letters, digits, _ . -")
+  out = []
+  for rate, seed in zip(rates, seeds, strict=True):
+    tag = f"{name}-pruned-{float(rate):g}-s{seed}"
+
+    def make(rate=rate, seed=seed):
+      masks = prune.global_magnitude_masks(model.variables, float(rate))
+      return finetune_fn(prune.apply_masks(model.variables, masks), masks, int(seed))
+
+    out.append(Model(model.apply_fn, _cached(cache_dir, f"{tag}.npz", make), tag))
+  return out
 
 
 KINDS = ("linear", "mlp", "cnn")
