@@ -6,8 +6,8 @@ import re
 
 from configs import c, ltrc, own, rc
 
-# configs/own.py's recipe, pinned (the references' `prob` penalty, surrogate weight 1,
-# margin selection), for the rows built on it.
+# configs/own.py's recipe before 2026-12-06, pinned (the references' `prob` penalty,
+# surrogate weight 1, margin selection, no validators), for the rows built on it.
 _OWN_PREV = {
   "_config": own,
   "_refs": "own",
@@ -77,9 +77,10 @@ METHODS = {
     " + ucfp.simple_references (3) + 4 short runs",
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
-  "ucfp_own_prev": ("configs/own.py's recipe pinned (the same as ucfp_own)", _OWN_PREV),
+  "ucfp_own_prev": ("configs/own.py before 2026-12-06 (prob penalty, no validators)", _OWN_PREV),
   "ucfp_own_pval": (
-    "ucfp_own with the owner's 0.5- and 0.9-pruned copies as validators (prob penalty)",
+    "ucfp_own_prev with the owner's 0.5- and 0.9-pruned copies as validators (prob penalty):"
+    " configs/own.py since 2026-12-06, pinned",
     {**_OWN_PREV, "robust.validators": (0.5, 0.9)},
   ),
   # The anchor variant, 2026-12-06 (benchmarks/results/clients-digits-own-val.md and

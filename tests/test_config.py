@@ -21,10 +21,10 @@ def test_own_config_is_ltrc_with_the_client_recipe(preset):
   assert cfg.method == "ltrc" and cfg.ltrc.term == "reference"
   assert (cfg.init, cfg.oversample, cfg.ltrc.weight) == ("data", 5, 10.0)
   assert tuple(cfg.robust.surrogates) == (0.8,)
-  assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight, cfg.robust.validators) == (
+  assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight, tuple(cfg.robust.validators)) == (
     "prob",
     1.0,
-    (),
+    (0.5, 0.9),
   )
 
 
