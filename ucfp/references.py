@@ -148,10 +148,10 @@ def pruned_copies(
     One :class:`ucfp.Model` per rate, named `<name>-pruned-<rate>-s<seed>`.
   """
   from ucfp.core import prune
+  from ucfp.core.validate import are_prune_rates
 
   rates = tuple(rates)
-  bad = [r for r in rates if isinstance(r, bool) or not isinstance(r, int | float) or not 0 < r < 1]
-  if not rates or bad:
+  if not rates or not are_prune_rates(rates):
     raise ValueError(f"pruned_copies: rates={rates!r} must be prune rates in (0, 1)")
   seeds = list(range(2001, 2001 + len(rates))) if seeds is None else list(seeds)
   if len(seeds) != len(rates) or not all(isinstance(s, int) for s in seeds):

@@ -47,11 +47,16 @@ def check_image_shape(shape, field: str = "config.image_shape") -> tuple[int, in
   return shape
 
 
+def are_prune_rates(rates) -> bool:
+  """Whether rates is a tuple or list of numbers in (0, 1) (booleans are not numbers)."""
+  return isinstance(rates, tuple | list) and all(
+    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in rates
+  )
+
+
 def _prune_rates(rates, field: str) -> None:
   """A ValueError naming `config.<field>` unless rates is a tuple of numbers in (0, 1)."""
-  if not isinstance(rates, tuple | list) or not all(
-    isinstance(v, int | float) and not isinstance(v, bool) and 0.0 < v < 1.0 for v in rates
-  ):
+  if not are_prune_rates(rates):
     raise ValueError(f"config.{field}={rates!r} must be a tuple of prune rates in (0, 1), or ()")
 
 
