@@ -2,6 +2,7 @@
 
     python benchmarks/clients.py [--dataset=digits] [--setups=avgcnn,bncnn,mlp]
         [--ks=0,1,2,4] [--methods=ucfp,ltrc_paper,...] [--workdir=/tmp/ucfp-clients]
+        [--key=0]
 
 Each setup is a model definition and training loop a user writes
 (benchmarks/client_models.py, independent of ucfp's models and trainer): the base,
@@ -18,7 +19,9 @@ US = R - T, and verification with the null rate from the innocents (leave-one-ou
 Clopper-Pearson bound over the other innocents for each innocent, all innocents for
 each derived copy; alpha 1e-3): false alarms and detected copies.
 
-Writes benchmarks/results/clients-<dataset>.json and .md. CIFAR-10 (recipes sized for
+`--key` draws other starts and noise for the same models (the spread of one cell over
+keys: benchmarks/clients_keys.py). Writes benchmarks/results/clients-<dataset>.json and
+.md. CIFAR-10 (recipes sized for
 a 2-core CPU in benchmarks/clients_zoo.py's PROFILES; every model is cached, so an
 interrupted run resumes, and so are the fingerprints, keyed by the config, the models'
 names and their weights' hashes, not by ucfp's code: empty <workdir>/fingerprints after
@@ -81,6 +84,9 @@ _LEVER_SETUP = flags.DEFINE_string("lever_setup", "avgcnn", "the setup the lever
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/ucfp-clients", "model cache")
 _TAG = flags.DEFINE_string("tag", "", "results file suffix (default: the dataset)")
 _N = flags.DEFINE_integer("num_fingerprints", 100, "N")
+_KEY = flags.DEFINE_integer(
+  "key", 0, "generation key (PRNGKey): another key draws other starts and noise, same models"
+)
 
 
 def main(argv):
@@ -124,10 +130,12 @@ def main(argv):
       val_rates = tuple(config.robust.get("validators", ()))
       vals = validators(setup, data, cache, base, val_rates) if val_rates else []
       ident = (config.to_json(), tuple(r.name for r in refs + surs + vals))
+      if _KEY.value:  # key 0 keeps the cache keys of the runs before the flag
+        ident += (("key", _KEY.value),)
       make = lambda config=config, refs=refs, surs=surs, vals=vals, base=base: ucfp.fingerprint(
         base,
         config,
-        key=jax.random.PRNGKey(0),
+        key=jax.random.PRNGKey(_KEY.value),
         reference=refs,
         surrogates=surs,
         validators=vals,

@@ -312,3 +312,39 @@ def test_sink_report_shares_and_table():
   md = markdown({"rows": [row], "total_seconds": 60.0}, "digits")
   assert "| avgcnn | 0 | prob | 0.975 | 0.141 | 0.834 | 4 (0.42) | a-s1 |" in md
   assert "a-s1 0.37 [1, 4] 4 (0.60)" in md
+
+
+def test_keys_comparison_counts_goal_cells_and_alarms_per_innocent_test():
+  from benchmarks.clients_keys import compare
+  from benchmarks.clients_keys import markdown as keys_markdown
+
+  def run(us, t, alarms, pruned_hit=True, student_hit=False):
+    derived = {
+      "pruned-0.9": {"useful": True, "detected": pruned_hit},
+      "distill-mlp": {"useful": True, "detected": student_hit},
+      "pruned-0.95": {"useful": False, "detected": False},
+    }
+    inn = {"a": [], "b": [4], "c": []}
+    return {
+      "uniqueness_score": us,
+      "transferability": t,
+      "false_alarms": alarms,
+      "derived": derived,
+      "innocent_classes": inn,
+    }
+
+  k0 = {"setups": {"s": {"runs": {"m/K=0": run(0.9, 0.05, []), "m/K=2": run(0.9, 0.05, ["b"])}}}}
+  k1 = {"setups": {"s": {"runs": {"m/K=0": run(0.9, 0.12, []), "m/K=2": run(0.9, 0.05, ["b"])}}}}
+  k2 = {"setups": {"s": {"runs": {"m/K=0": run(0.9, 0.05, [], pruned_hit=False)}}}}
+  out = compare({"k0": k0, "k1": k1}, "m")["s"]
+  assert out["ks"]["0"]["met"] == 1  # k1's T is above 0.10; the student's miss does not count
+  assert out["ks"]["2"]["met"] == 0
+  assert out["false_alarms"] == 2 and out["innocent_tests"] == 12
+  assert out["alarms_by_innocent"] == {"b": 2}
+  assert list(out["ks"]) == ["2", "0"]  # larger K first
+  # a missed useful pruned copy fails the goal; a cell absent from one source is left out
+  out = compare({"k0": k0, "k2": k2}, "m")["s"]
+  assert out["ks"]["0"]["met"] == 1 and "2" not in out["ks"]
+  text = keys_markdown({"setups": compare({"k0": k0, "k1": k1}, "m")}, ["k0", "k1"], "m")
+  assert "| s | 0 | **0.900 / 0.050 / 0** | 0.900 / 0.120 / 0 | 1 of 2 |" in text
+  assert "| s | 2 / 12 | 0.167 | b (2) |" in text

@@ -1,0 +1,146 @@
+"""How much of a client cell's verdict is the generation key's luck (issue #20).
+
+    python benchmarks/clients.py --methods=ucfp_own --key=1 --tag=digits-key1 ...
+    python benchmarks/clients_keys.py --tags=digits,digits-key1,digits-key2 \
+        [--method=ucfp_own] [--out=digits]
+
+Reads `benchmarks/results/clients-<tag>.json` of runs on the same models that differ
+only in `benchmarks/clients.py --key` (the PRNGKey of `ucfp.fingerprint`: other start
+images and noise), and per setup and K sets the keys side by side: US, T, false alarms
+(innocents judged derived with the null rate from the other innocents, alpha 1e-3)
+and whether the goal (US >= 0.85, T <= 0.10, 0 false alarms, every useful pruned, int8
+and fine-tuned copy detected) is met. Summed over the keys: per cell how often the goal
+is met, and per setup the innocents' false alarms per innocent test (innocents x keys x
+K values), the rate a user of that setup meets. No model is run.
+
+Writes benchmarks/results/clients-<out>-keys.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from benchmarks.clients_report import STUDENTS  # noqa: E402
+from benchmarks.common import RESULTS, write_results  # noqa: E402
+
+_TAGS = flags.DEFINE_list("tags", ["digits"], "clients-<tag>.json files, one per key")
+_METHOD = flags.DEFINE_string("method", "ucfp_own", "the method compared across keys")
+_OUT = flags.DEFINE_string("out", "digits", "writes clients-<out>-keys.{json,md}")
+
+
+def cell(run: dict) -> dict:
+  """One (setup, K) run of a clients results file -> the verdict's parts."""
+  missed = [
+    d
+    for d, v in run["derived"].items()
+    if v["useful"] and not v["detected"] and not d.startswith(STUDENTS)
+  ]
+  us, t, alarms = run["uniqueness_score"], run["transferability"], run["false_alarms"]
+  return {
+    "uniqueness_score": us,
+    "transferability": t,
+    "false_alarms": alarms,
+    "missed": missed,
+    "met": us >= 0.85 and t <= 0.10 and not alarms and not missed,
+  }
+
+
+def compare(sources: dict, method: str) -> dict:
+  """sources: tag -> a clients results payload. Returns per setup: per K the cells of
+  every tag, how many met the goal, and the setup's false alarms per innocent test."""
+  out = {}
+  setups = sorted(set.intersection(*(set(s["setups"]) for s in sources.values())))
+  for setup in setups:
+    runs = {tag: src["setups"][setup]["runs"] for tag, src in sources.items()}
+    ks = sorted(
+      {int(r.split("K=")[1]) for rs in runs.values() for r in rs if r.startswith(method + "/")},
+      reverse=True,
+    )
+    innocents = None
+    rows, alarms, tests = {}, {}, 0
+    for k in ks:
+      name = f"{method}/K={k}"
+      cells = {tag: cell(rs[name]) for tag, rs in runs.items() if name in rs}
+      if len(cells) < len(runs):
+        continue  # a tag without this cell: not comparable
+      for rs in runs.values():
+        inn = list(rs[name]["innocent_classes"])  # the innocents, by name
+        innocents = innocents or inn
+        tests += len(inn)
+      for c in cells.values():
+        for a in c["false_alarms"]:
+          alarms[a] = alarms.get(a, 0) + 1
+      rows[str(k)] = {"cells": cells, "met": sum(c["met"] for c in cells.values())}
+    out[setup] = {
+      "ks": rows,
+      "innocent_tests": tests,
+      "false_alarms": sum(alarms.values()),
+      "alarms_by_innocent": dict(sorted(alarms.items(), key=lambda kv: -kv[1])),
+      "innocents": len(innocents or []),
+    }
+  return out
+
+
+def markdown(out: dict, tags: list, method: str) -> str:
+  lines = [
+    f"# Client models across generation keys: `{method}`",
+    "",
+    "The same models, fingerprints generated with other keys (`benchmarks/clients.py "
+    "--key`: other start images and noise); per key US / T / false alarms (bold: the "
+    "goal US >= 0.85, T <= 0.10, 0 false alarms, every useful pruned, int8 and "
+    "fine-tuned copy detected). Sources: " + ", ".join(f"clients-{t}.json" for t in tags) + ".",
+    "",
+    "| setup | K | " + " | ".join(tags) + " | met |",
+    "|---|---|" + "---|" * len(tags) + "---|",
+  ]
+  for setup, s in out["setups"].items():
+    for k, row in s["ks"].items():
+      cells = []
+      for t in tags:
+        c = row["cells"][t]
+        txt = f"{c['uniqueness_score']:.3f} / {c['transferability']:.3f} / {len(c['false_alarms'])}"
+        cells.append(f"**{txt}**" if c["met"] else txt)
+      lines.append(f"| {setup} | {k} | " + " | ".join(cells) + f" | {row['met']} of {len(tags)} |")
+  lines += [
+    "",
+    "False alarms per innocent test (innocents x keys x K values), and which innocents:",
+    "",
+    "| setup | false alarms / tests | rate | innocents (times accused) |",
+    "|---|---|---|---|",
+  ]
+  for setup, s in out["setups"].items():
+    who = ", ".join(f"{n} ({c})" for n, c in s["alarms_by_innocent"].items()) or "none"
+    rate = s["false_alarms"] / s["innocent_tests"] if s["innocent_tests"] else float("nan")
+    lines.append(f"| {setup} | {s['false_alarms']} / {s['innocent_tests']} | {rate:.3f} | {who} |")
+  met = sum(r["met"] for s in out["setups"].values() for r in s["ks"].values())
+  total = sum(len(r["cells"]) for s in out["setups"].values() for r in s["ks"].values())
+  lines += ["", f"Goal met in {met} of {total} (cell, key) pairs.", ""]
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  sources = {}
+  for tag in _TAGS.value:
+    path = os.path.join(RESULTS, f"clients-{tag}.json")
+    if not os.path.exists(path):
+      raise app.UsageError(f"--tags: no {path}; run benchmarks/clients.py --tag={tag} first")
+    with open(path) as f:
+      sources[tag] = json.load(f)
+  out = {
+    "method": _METHOD.value,
+    "tags": _TAGS.value,
+    "commands": {t: s.get("command") for t, s in sources.items()},
+    "setups": compare(sources, _METHOD.value),
+  }
+  write_results(f"clients-{_OUT.value}-keys", out, markdown(out, _TAGS.value, _METHOD.value))
+
+
+if __name__ == "__main__":
+  app.run(main)
