@@ -98,6 +98,10 @@ def main(argv):
 
   if _DATASET.value != "digits" and not _TAG.value:
     raise app.UsageError(f"--dataset={_DATASET.value} needs --tag (e.g. --tag=cifar10)")
+  if _KEY.value < 0:
+    raise app.UsageError(f"--key={_KEY.value}: a generation key is an integer >= 0")
+  if _KEY.value and not _TAG.value:  # would overwrite the key-0 results file
+    raise app.UsageError(f"--key={_KEY.value} needs --tag (e.g. --tag=digits-key{_KEY.value})")
   data = load_dataset(_DATASET.value, cache_dir=os.path.join(_WORKDIR.value, "data"))
   prof = profile_of(data)
   unknown = [s for s in _SETUPS.value if s not in prof.setups]
