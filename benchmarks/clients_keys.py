@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from benchmarks.clients_report import STUDENTS  # noqa: E402
+from benchmarks.clients_report import missed_copies  # noqa: E402
 from benchmarks.common import RESULTS, write_results  # noqa: E402
 
 _TAGS = flags.DEFINE_list("tags", ["digits"], "clients-<tag>.json files, one per key")
@@ -36,11 +36,7 @@ _OUT = flags.DEFINE_string("out", "digits", "writes clients-<out>-keys.{json,md}
 
 def cell(run: dict) -> dict:
   """One (setup, K) run of a clients results file -> the verdict's parts."""
-  missed = [
-    d
-    for d, v in run["derived"].items()
-    if v["useful"] and not v["detected"] and not d.startswith(STUDENTS)
-  ]
+  missed = missed_copies(run)
   us, t, alarms = run["uniqueness_score"], run["transferability"], run["false_alarms"]
   return {
     "uniqueness_score": us,
@@ -62,17 +58,13 @@ def compare(sources: dict, method: str) -> dict:
       {int(r.split("K=")[1]) for rs in runs.values() for r in rs if r.startswith(method + "/")},
       reverse=True,
     )
-    innocents = None
     rows, alarms, tests = {}, {}, 0
     for k in ks:
       name = f"{method}/K={k}"
       cells = {tag: cell(rs[name]) for tag, rs in runs.items() if name in rs}
       if len(cells) < len(runs):
         continue  # a tag without this cell: not comparable
-      for rs in runs.values():
-        inn = list(rs[name]["innocent_classes"])  # the innocents, by name
-        innocents = innocents or inn
-        tests += len(inn)
+      tests += sum(len(rs[name]["innocent_classes"]) for rs in runs.values())  # innocents
       for c in cells.values():
         for a in c["false_alarms"]:
           alarms[a] = alarms.get(a, 0) + 1
@@ -82,7 +74,6 @@ def compare(sources: dict, method: str) -> dict:
       "innocent_tests": tests,
       "false_alarms": sum(alarms.values()),
       "alarms_by_innocent": dict(sorted(alarms.items(), key=lambda kv: -kv[1])),
-      "innocents": len(innocents or []),
     }
   return out
 

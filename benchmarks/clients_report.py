@@ -7,10 +7,18 @@ from benchmarks.client_methods import METHODS
 STUDENTS = ("distill", "extract")
 
 
+def missed_copies(run: dict) -> list:
+  """The useful pruned, int8 and fine-tuned copies (not the students) a run missed."""
+  return [
+    d
+    for d, v in run["derived"].items()
+    if v["useful"] and not v["detected"] and not d.startswith(STUDENTS)
+  ]
+
+
 def _row(setup: str, name: str, run: dict) -> str:
-  derived = run["derived"]
-  useful = {d: v for d, v in derived.items() if v["useful"]}
-  missed = [d for d, v in useful.items() if not v["detected"] and not d.startswith(STUDENTS)]
+  useful = {d: v for d, v in run["derived"].items() if v["useful"]}
+  missed = missed_copies(run)
   students = ", ".join(
     f"{d} {v['match_rate']:.2f}{'' if v['detected'] else ' (missed)'}"
     for d, v in useful.items()
