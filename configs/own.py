@@ -7,8 +7,9 @@ a user's own model (benchmarks/clients.py: Flax modules and optax loops written 
 from ucfp) with K <= 4 of the user's references, its fingerprints transfer to
 independently trained models (benchmarks/results/clients-digits.md). This config is
 the recipe measured there (`ucfp_own`: US >= 0.85, T <= 0.10 and no false alarm on
-3 client models with K = 2 or 4; with K <= 1 one to three same-family innocents still followed
-the fingerprints on 2 of them; on the CIFAR-10 avg-pool client, met at K = 1, 2, 4:
+the 3 digits client models in 13 of 18 runs with K = 2 or 4 and 3 generation keys, in 7
+of 18 with K <= 1, where one to three same-family innocents still follow the
+fingerprints: clients-digits-keys.md; on the CIFAR-10 avg-pool client, met at K = 1, 2, 4:
 benchmarks/results/clients-cifar10.md; on its BatchNorm client at K = 0, 1, 2, 4:
 clients-cifar10-bncnn-all.md); pass as `reference=` the user's K >= 2 models plus
 
