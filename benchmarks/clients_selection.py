@@ -54,6 +54,7 @@ from the innocents, alpha 1e-3). Writes benchmarks/results/clients-<tag>-selecti
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -99,13 +100,48 @@ LEVERS = (
   "val",
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
+_KEY = flags.DEFINE_integer("key", 0, "the generation PRNGKey (> 0 needs --tag)")
+# Selection modifiers ("+"-joined): `global` ranks the candidates across classes, not
+# per class; `cap<n>` does so with at most n fingerprints of one class.
+_CAP = re.compile(r"cap(\d+)")
+
+
+def is_selection(bit: str) -> bool:
+  """Whether a "+"-joined lever part is a selection modifier (`global`, `cap<n>`)."""
+  return bit == "global" or _CAP.fullmatch(bit) is not None
+
+
+def select_across(key, candidates_y, n: int, cap: int | None = None):
+  """(n,) candidate indices ranked across classes, not per class: the candidates the
+  base model classifies right by ascending `key` (M,) (held-out votes, then margin:
+  `ucfp.core.select.fewest_votes`' key), then the misclassified ones by descending key,
+  skipping a class once it holds `cap` (None: no cap). Pure numpy.
+
+  Raises:
+    ValueError: fewer than n candidates fit under the cap.
+  """
+  import numpy as np
+
+  key, candidates_y = np.asarray(key, np.float64), np.asarray(candidates_y)
+  hit = key > 0
+  order = np.lexsort((np.where(hit, key, -key), ~hit))
+  counts, out = {}, []
+  for i in order:
+    c = int(candidates_y[i])
+    if cap is not None and counts.get(c, 0) >= cap:
+      continue
+    counts[c] = counts.get(c, 0) + 1
+    out.append(i)
+    if len(out) == n:
+      return np.asarray(out, np.int64)
+  raise ValueError(f"select_across: {len(out)} candidates fit under cap={cap}, {n} asked")
 
 
 def main(argv):
   del argv
   # "<references>+<objective>": a reference lever's models with an objective lever's config
   parts = {p for lever in _LEVERS.value for p in lever.split("+")}
-  bad = sorted(p for p in parts if p not in LEVERS and overrides(p) is None)
+  bad = sorted(p for p in parts if p not in LEVERS and overrides(p) is None and not is_selection(p))
   if bad:
     raise ValueError(
       f"--levers: {bad} not among {', '.join(LEVERS)} nor objective levers "
@@ -120,6 +156,8 @@ def main(argv):
   from ucfp.core.select import base_margins
   from ucfp.evaluation.data import load_dataset
 
+  if _KEY.value < 0 or (_KEY.value and not _TAG.value):
+    raise app.UsageError(f"--key={_KEY.value}: an integer >= 0; > 0 needs --tag")
   data = load_dataset(_DATASET.value, cache_dir=os.path.join(_WORKDIR.value, "data"))
   prof = profile_of(data)
   cache = cm.Cache(os.path.join(_WORKDIR.value, "models"))
@@ -182,7 +220,11 @@ def main(argv):
         plan = next((b for b in bits if b in plans), "margin")
         objective = next((b for b in bits if b not in plans and overrides(b)), None)
         if plan not in plans or any(
-          b not in plans and overrides(b) is None and b not in ("sur2", "val") for b in bits
+          b not in plans
+          and overrides(b) is None
+          and b not in ("sur2", "val")
+          and not is_selection(b)
+          for b in bits
         ):
           continue
         refs, held = plans[plan]
@@ -203,7 +245,7 @@ def main(argv):
           fps = ucfp.fingerprint(
             base,
             config,
-            key=jax.random.PRNGKey(0),
+            key=jax.random.PRNGKey(_KEY.value),
             reference=refs,
             surrogates=surs,
             starts=data.train_x,
@@ -220,7 +262,15 @@ def main(argv):
         for v in checks:  # robust first: a validator that misses the candidate votes 1
           votes += np.asarray(predict_labels(v, x)) != y
         target = np.sort(y)[::OVERSAMPLE]  # the N labels configs/own.py's run would draw
-        keep = select_heldout(m, votes, y, target)
+        sel = next((b for b in bits if is_selection(b)), None)
+        if sel is None:
+          keep = select_heldout(m, votes, y, target)
+        else:  # fewest_votes' sort key, ranked across classes
+          span = float(np.max(np.abs(m), initial=0.0)) + 1.0
+          cap = _CAP.fullmatch(sel)
+          keep = select_across(
+            np.where(m > 0, votes * span + m, m), y, len(target), int(cap[1]) if cap else None
+          )
         result = score(ucfp.Fingerprints(x[keep], y[keep], dict(fps.meta)), zoo)
         row = {
           "setup": setup,
@@ -230,6 +280,7 @@ def main(argv):
           "held_out": [h.name for h in held + checks],
           "held_out_votes_kept": float(votes[keep].mean()) if held or checks else None,
           "generate_seconds": seconds,
+          "class_counts": np.bincount(y[keep], minlength=int(y.max()) + 1).tolist(),
           **{key: result[key] for key in result if key != "derived"},
           "derived": result["derived"],
         }
@@ -241,6 +292,7 @@ def main(argv):
           flush=True,
         )
   out = {"rows": rows, "accuracies": accuracies, "total_seconds": time.perf_counter() - t0}
+  out["key"] = _KEY.value
   tag = _TAG.value or _DATASET.value
   write_results(f"clients-{tag}-selection", out, markdown(out, tag))
 
@@ -265,7 +317,8 @@ def markdown(out: dict, tag: str) -> str:
     "image (leading 0: a fraction, `b02` = 0.2); `sur2`: the owner's 0.3-pruned, fine-tuned copy joins the",
     "0.8 one as a surrogate; `val`: the owner's 0.5- and 0.9-pruned, fine-tuned copies (out of",
     "the objective) choose, the candidates most of them follow first (their misses are the",
-    "held-out votes); `a+b`: both. Null rate from the innocents (leave-one-out for",
+    "held-out votes); `global`: ranked across classes, not N / C per class; `cap<n>`:",
+    "so, with at most n of one class; `a+b`: both. Null rate from the innocents (leave-one-out for",
     "false alarms), alpha 1e-3. Weakest copy: the pruned, int8 or fine-tuned copy the",
     "fingerprints match least.",
     "",
@@ -290,7 +343,7 @@ def markdown(out: dict, tag: str) -> str:
   if out.get("accuracies"):
     accs = ", ".join(f"{name} {acc:.3f}" for name, acc in out["accuracies"].items())
     lines += ["", f"Test accuracy of the runs trained for the levers: {accs}."]
-  lines += ["", f"Total {out['total_seconds'] / 60:.1f} min."]
+  lines += ["", f"Generation key {out.get('key', 0)}. Total {out['total_seconds'] / 60:.1f} min."]
   return "\n".join(lines)
 
 
