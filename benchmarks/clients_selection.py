@@ -111,32 +111,6 @@ def is_selection(bit: str) -> bool:
   return bit == "global" or _CAP.fullmatch(bit) is not None
 
 
-def select_across(key, candidates_y, n: int, cap: int | None = None):
-  """(n,) candidate indices ranked across classes, not per class: the candidates the
-  base model classifies right by ascending `key` (M,) (held-out votes, then margin:
-  `ucfp.core.select.fewest_votes`' key), then the misclassified ones by descending key,
-  skipping a class once it holds `cap` (None: no cap). Pure numpy.
-
-  Raises:
-    ValueError: fewer than n candidates fit under the cap.
-  """
-  import numpy as np
-
-  key, candidates_y = np.asarray(key, np.float64), np.asarray(candidates_y)
-  hit = key > 0
-  order = np.lexsort((np.where(hit, key, -key), ~hit))
-  counts, out = {}, []
-  for i in order:
-    c = int(candidates_y[i])
-    if cap is not None and counts.get(c, 0) >= cap:
-      continue
-    counts[c] = counts.get(c, 0) + 1
-    out.append(i)
-    if len(out) == n:
-      return np.asarray(out, np.int64)
-  raise ValueError(f"select_across: {len(out)} candidates fit under cap={cap}, {n} asked")
-
-
 def main(argv):
   del argv
   # "<references>+<objective>": a reference lever's models with an objective lever's config
@@ -153,7 +127,7 @@ def main(argv):
 
   import ucfp
   from ucfp.core.scoring import predict_labels
-  from ucfp.core.select import base_margins
+  from ucfp.core.select import across_classes, base_margins, votes_key
   from ucfp.evaluation.data import load_dataset
 
   if _KEY.value < 0 or (_KEY.value and not _TAG.value):
@@ -265,12 +239,10 @@ def main(argv):
         sel = next((b for b in bits if is_selection(b)), None)
         if sel is None:
           keep = select_heldout(m, votes, y, target)
-        else:  # fewest_votes' sort key, ranked across classes
-          span = float(np.max(np.abs(m), initial=0.0)) + 1.0
+        else:  # fewest_votes' sort key, ranked across classes (config.class_cap's)
           cap = _CAP.fullmatch(sel)
-          keep = select_across(
-            np.where(m > 0, votes * span + m, m), y, len(target), int(cap[1]) if cap else None
-          )
+          cap = int(cap[1]) if cap else len(target)
+          keep = across_classes(votes_key(m, votes), y, len(target), cap)
         result = score(ucfp.Fingerprints(x[keep], y[keep], dict(fps.meta)), zoo)
         row = {
           "setup": setup,

@@ -51,6 +51,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (configs/own.py uses 5); on ucfp's digits zoo with 11 references it raised T
   # (0.030 -> 0.040, benchmarks/results/quality-digits-threat-oversample.md). 1: none.
   c.oversample = 1
+  # With oversample > 1: the most fingerprints of one target class kept, as a multiple
+  # of N / K. 1: N / K per class (labels balanced, the default). c > 1: candidates ranked
+  # across classes, at most ceil(c N / K) of one (ucfp.core.select.across_classes): fewer
+  # fingerprints of classes the base falls into deeply, which innocents of its family
+  # followed on client models (benchmarks/results/clients-digits-across-*.md).
+  c.class_cap = 1.0
   c.early_stop = False  # stop once every example's base-model margin >= early_stop_margin
   c.early_stop_margin = 5.0
   # Checkpoint the generation state every this many steps (0: never), so that a rerun

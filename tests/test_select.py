@@ -7,7 +7,14 @@ from conftest import set_fields
 
 from ucfp import Model, fingerprint
 from ucfp.core.scoring import predict_labels
-from ucfp.core.select import base_margins, candidate_labels, fewest_votes, lowest_margin
+from ucfp.core.select import (
+  across_classes,
+  base_margins,
+  candidate_labels,
+  class_cap,
+  fewest_votes,
+  lowest_margin,
+)
 
 
 def test_lowest_margin_prefers_small_positive_margins_then_misses():
@@ -127,3 +134,66 @@ def test_validators_are_refused_without_what_they_need(tiny_config, cnn_model, m
   bad = set_fields(c.copy_and_resolve_references(), **{"robust.validators": (1.5,)})
   with pytest.raises(ValueError, match=r"config\.robust\.validators=\(1\.5,\) must be a tuple"):
     fingerprint(cnn_model, bad, key=key, validators=[mlp_model])
+
+
+def test_across_classes_ranks_all_candidates_and_caps_a_class():
+  # hits (key > 0) by ascending key, then misses (key <= 0) by descending key
+  key = np.array([0.5, 0.1, 0.2, -1.0, 0.3, -0.1])
+  cy = np.array([0, 0, 0, 1, 1, 2])
+  np.testing.assert_array_equal(across_classes(key, cy, 4, cap=6), [1, 2, 4, 0])
+  np.testing.assert_array_equal(across_classes(key, cy, 4, cap=2), [1, 2, 4, 5])
+  np.testing.assert_array_equal(across_classes(key, cy, 5, cap=2), [1, 2, 4, 5, 3])
+  with pytest.raises(ValueError, match="cap=1"):
+    across_classes(key, cy, 4, cap=1)
+  assert class_cap(1.0, 100, 10) == 10 and class_cap(1.5, 100, 10) == 15
+  assert class_cap(1.5, 10, 4) == 4 and class_cap(10.0, 100, 10) == 100
+
+
+def test_class_cap_chooses_labels_among_the_candidates(tiny_config, cnn_model):
+  """class_cap > 1 is the same run as 3N fingerprints with the labels repeated, then
+  the ranking across classes; class_cap = 1 keeps N / K per class as before."""
+  c = set_fields(
+    tiny_config,
+    method="rc",
+    num_fingerprints=10,
+    steps=6,
+    oversample=3,
+    class_cap=2.0,
+    **{"robust.num_variants": 2},
+  )
+  fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(5))
+  per_class = set_fields(c.copy_and_resolve_references(), class_cap=1.0)
+  one = fingerprint(cnn_model, per_class, key=jax.random.PRNGKey(5))
+  full = set_fields(
+    c.copy_and_resolve_references(), num_fingerprints=30, oversample=1, class_cap=1.0
+  )
+  cand = fingerprint(cnn_model, full, key=jax.random.PRNGKey(5), labels=np.tile(one.y, 3))
+  m = base_margins(cnn_model.apply_fn, cnn_model.variables, cand.x, cand.y)
+  keep = np.sort(across_classes(m, cand.y, 10, class_cap(2.0, 10, 10)))
+  np.testing.assert_array_equal(fp.y, cand.y[keep])
+  np.testing.assert_allclose(fp.x, cand.x[keep], atol=1e-6)
+  assert np.bincount(fp.y).max() <= 2
+  # no dropped hit of a class under the cap sits shallower than a kept hit
+  counts = np.bincount(fp.y, minlength=10)
+  dropped = np.setdiff1d(np.arange(30), keep)
+  open_ = dropped[(m[dropped] > 0) & (counts[cand.y[dropped]] < 2)]
+  if np.any(m[keep] > 0) and len(open_):
+    assert m[keep][m[keep] > 0].max() <= m[open_].min()
+  np.testing.assert_array_equal(np.bincount(one.y, minlength=10), np.ones(10, int))
+
+
+def test_class_cap_is_refused_without_what_it_needs(tiny_config, cnn_model):
+  key = jax.random.PRNGKey(0)
+  with pytest.raises(ValueError, match=r"config\.class_cap=0\.5 must be a number >= 1"):
+    fingerprint(
+      cnn_model,
+      set_fields(tiny_config.copy_and_resolve_references(), oversample=3, class_cap=0.5),
+      key=key,
+    )
+  with pytest.raises(ValueError, match=r"class_cap=2\.0 ranks oversampled.*oversample >= 2"):
+    fingerprint(
+      cnn_model, set_fields(tiny_config.copy_and_resolve_references(), class_cap=2.0), key=key
+    )
+  c = set_fields(tiny_config, oversample=3, class_cap=2.0)
+  with pytest.raises(ValueError, match="labels: config.class_cap=2.0 chooses the labels"):
+    fingerprint(cnn_model, c, key=key, labels=np.zeros(c.num_fingerprints, np.int32))

@@ -17,7 +17,14 @@ from ucfp.core import progress, prune
 from ucfp.core.fingerprints import Fingerprints
 from ucfp.core.resume import Checkpoints, run_id
 from ucfp.core.scoring import predict_labels
-from ucfp.core.select import base_margins, candidate_labels, fewest_votes, lowest_margin
+from ucfp.core.select import (
+  across_classes,
+  base_margins,
+  candidate_labels,
+  class_cap,
+  lowest_margin,
+  votes_key,
+)
 from ucfp.core.sharding import example_sharding, place
 from ucfp.core.spec import GenSpec  # noqa: F401 - re-exported
 from ucfp.core.step import (  # noqa: F401 - re-exported: the step's public names
@@ -211,7 +218,8 @@ def fingerprint(
     validators: more of the owner's derived copies, held out of the objective, for
       `config.robust.validators` (rc and ltrc, with `oversample` > 1): per class the
       candidates most of them still put in their class are kept first.
-    labels: (N,) target labels in [0, K); balanced over classes if None.
+    labels: (N,) target labels in [0, K); balanced over classes if None (and chosen
+      among the candidates with `config.class_cap > 1`, which takes no labels).
     image_shape: overrides `config.image_shape` (e.g. for an image folder).
     prunable: `prunable(path, leaf) -> bool` over `jax.tree_util` key paths of
       `model.variables`: the conv and dense kernels that variants (rc, ltrc) prune and
@@ -264,6 +272,11 @@ def fingerprint(
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
     y = balanced_labels(n, k, k_labels)
+  elif float(config.get("class_cap", 1.0)) > 1:
+    raise ValueError(
+      f"labels: config.class_cap={config.class_cap!r} chooses the labels among the "
+      "candidates; pass labels=None, or set class_cap = 1 to keep the labels given"
+    )
   else:
     y = np.asarray(labels)
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k:
@@ -325,11 +338,15 @@ def fingerprint(
   x = np.asarray(state[0])
   if over > 1:
     m = base_margins(model.apply_fn, model.variables, x, y)
-    if use_val:  # each validator that does not give the target votes against it
-      misses = sum(np.asarray(predict_labels(v, x, k)) != y for v in validators)
-      keep = fewest_votes(m, misses, y, y_out)
+    # each validator that does not give the target votes against it
+    misses = sum(np.asarray(predict_labels(v, x, k)) != y for v in validators) if use_val else 0
+    rank = votes_key(m, np.zeros_like(m, np.int64) + misses)
+    cap = float(config.get("class_cap", 1.0))
+    if cap > 1:  # across classes; the labels are the kept candidates'
+      keep = np.sort(across_classes(rank, y, len(y_out), class_cap(cap, len(y_out), k)))
+      y_out = y[keep]
     else:
-      keep = lowest_margin(m, y, y_out)
+      keep = lowest_margin(rank, y, y_out)
     x, margin = x[keep], float(m[keep].min())
   seconds = time.perf_counter() - start
   meta = {

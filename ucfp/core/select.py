@@ -15,6 +15,11 @@ Not a free lunch: on ucfp's own digits zoo with 11 references it raised T (0.030
 0.040, benchmarks/results/quality-digits-threat-oversample.md), so only configs/own.py
 (few references) uses it.
 
+With `config.class_cap = c > 1` the candidates are ranked across classes instead (same
+sort key), each class kept at most ceil(c N / K) times (`across_classes`): a class whose
+best candidates the base still puts deep in it is one the model family falls into
+easily, and gives fewer fingerprints (benchmarks/results/clients-digits-across-*.md).
+
 With validators (`config.robust.validators`: the owner's own copies pruned and
 fine-tuned as a thief would, held out of the objective) the candidates most of them
 still put in their class come first (`fewest_votes` with their misses as the votes),
@@ -76,10 +81,44 @@ def fewest_votes(
   """(N,) candidate indices as `lowest_margin`, with per class the candidates of the
   fewest `votes` (M,) non-negative ints first among those the base model classifies
   right, then the smallest margin (M,); misclassified candidates last. Pure numpy."""
+  return lowest_margin(votes_key(margins, votes), candidates_y, y)
+
+
+def class_cap(factor: float, n: int, num_classes: int) -> int:
+  """The most fingerprints of one class out of n: ceil(factor * n / num_classes)."""
+  return int(np.ceil(factor * n / num_classes - 1e-9))
+
+
+def across_classes(key: np.ndarray, candidates_y: np.ndarray, n: int, cap: int) -> np.ndarray:
+  """(n,) candidate indices ranked across classes, not per class: the candidates the
+  base model classifies right (key > 0) by ascending `key` (M,) (a margin, or
+  `fewest_votes`' votes-then-margin key), then the misclassified ones by descending
+  key, skipping a class once `cap` of it are kept. Pure numpy; ties keep candidate order.
+
+  Raises:
+    ValueError: fewer than n candidates fit under the cap.
+  """
+  key, candidates_y = np.asarray(key, np.float64), np.asarray(candidates_y)
+  hit = key > 0
+  order = np.lexsort((np.where(hit, key, -key), ~hit))
+  counts: dict[int, int] = {}
+  out = []
+  for i in order:
+    c = int(candidates_y[i])
+    if counts.get(c, 0) >= cap:
+      continue
+    counts[c] = counts.get(c, 0) + 1
+    out.append(int(i))
+    if len(out) == n:
+      return np.asarray(out, np.int64)
+  raise ValueError(f"across_classes: {len(out)} candidates fit under cap={cap}, {n} asked")
+
+
+def votes_key(margins: np.ndarray, votes: np.ndarray) -> np.ndarray:
+  """(M,) `fewest_votes`' sort key: hits (margin > 0) ordered by (votes, margin) and kept
+  positive, misses their margin (<= 0)."""
   margins, votes = np.asarray(margins, np.float64), np.asarray(votes)
   if votes.shape != margins.shape or (votes.size and votes.min() < 0):
     raise ValueError(f"votes must be {margins.shape} non-negative integers; got {votes.shape}")
-  # Hits (margin > 0) keep a positive key ordered by (votes, margin); misses stay <= 0.
   span = float(np.max(np.abs(margins), initial=0.0)) + 1.0
-  key = np.where(margins > 0, votes * span + margins, margins)
-  return lowest_margin(key, candidates_y, y)
+  return np.where(margins > 0, votes * span + margins, margins)

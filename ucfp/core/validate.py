@@ -66,6 +66,12 @@ def validate_generation(config, image_shape=None) -> tuple[int, int, int]:
   shape = check_image_shape(image_shape if image_shape is not None else config.image_shape)
   positive_int(config.num_fingerprints, "num_fingerprints")
   positive_int(config.get("oversample", 1), "oversample")
+  number(config.get("class_cap", 1.0), "class_cap", 1)
+  if config.get("class_cap", 1.0) > 1 and int(config.get("oversample", 1)) < 2:
+    raise ValueError(
+      f"config.class_cap={config.class_cap!r} ranks oversampled candidates across classes: "
+      f"set config.oversample >= 2 (got {config.get('oversample', 1)!r}), or class_cap = 1"
+    )
   positive_int(config.steps, "steps")
   number(config.step_size, "step_size", 0, low_open=True)
   _choice(config.optimizer, OPTIMIZERS, "optimizer")
