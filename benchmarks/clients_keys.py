@@ -13,6 +13,12 @@ and fine-tuned copy detected) is met. Summed over the keys: per cell how often t
 is met, and per setup the innocents' false alarms per innocent test (innocents x keys x
 K values), the rate a user of that setup meets. No model is run.
 
+With `--selection` the tags name benchmarks/clients_selection.py's results instead
+(each `+`-joined tag one key's files) and `--method` one of its levers:
+
+    python benchmarks/clients_keys.py --selection --method=val+cap15 --out=digits-cap15 \
+        --tags=digits-across-key0+digits-across-k24-key0,digits-across-key1+...
+
 Writes benchmarks/results/clients-<out>-keys.{json,md}.
 """
 
@@ -32,6 +38,35 @@ from benchmarks.common import RESULTS, write_results  # noqa: E402
 _TAGS = flags.DEFINE_list("tags", ["digits"], "clients-<tag>.json files, one per key")
 _METHOD = flags.DEFINE_string("method", "ucfp_own", "the method compared across keys")
 _OUT = flags.DEFINE_string("out", "digits", "writes clients-<out>-keys.{json,md}")
+_SELECTION = flags.DEFINE_bool(
+  "selection",
+  False,
+  "tags name benchmarks/clients_selection.py results (clients-<tag>-selection.json), "
+  "--method one of their levers; a tag may join several files of one key with '+'",
+)
+
+
+def load_source(tag: str, selection: bool) -> dict:
+  """The clients results payload of `tag`: clients-<tag>.json, or with `selection` the
+  rows of clients-<part>-selection.json for each '+'-joined part, as setup -> runs
+  ("<lever>/K=<k>" -> row), the layout of benchmarks/clients.py's results."""
+  parts = tag.split("+") if selection else [tag]
+  out = {"setups": {}, "command": []}
+  for part in parts:
+    name = f"clients-{part}-selection.json" if selection else f"clients-{part}.json"
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+      script = "clients_selection.py" if selection else "clients.py"
+      raise app.UsageError(f"--tags: no {path}; run benchmarks/{script} --tag={part} first")
+    with open(path) as f:
+      src = json.load(f)
+    out["command"].append(src.get("command"))
+    if not selection:
+      return src
+    for row in src["rows"]:
+      runs = out["setups"].setdefault(row["setup"], {"runs": {}})["runs"]
+      runs[f"{row['lever']}/K={row['k']}"] = row
+  return out
 
 
 def cell(run: dict) -> dict:
@@ -78,14 +113,21 @@ def compare(sources: dict, method: str) -> dict:
   return out
 
 
-def markdown(out: dict, tags: list, method: str) -> str:
+def markdown(out: dict, tags: list, method: str, selection: bool = False) -> str:
   lines = [
     f"# Client models across generation keys: `{method}`",
     "",
     "The same models, fingerprints generated with other keys (`benchmarks/clients.py "
     "--key`: other start images and noise); per key US / T / false alarms (bold: the "
     "goal US >= 0.85, T <= 0.10, 0 false alarms, every useful pruned, int8 and "
-    "fine-tuned copy detected). Sources: " + ", ".join(f"clients-{t}.json" for t in tags) + ".",
+    "fine-tuned copy detected). Sources: "
+    + ", ".join(f"clients-{t}.json" for t in tags)
+    + "."
+    + (
+      " (`a+b`: the rows of clients-a-selection.json and clients-b-selection.json.)"
+      if selection
+      else ""
+    ),
     "",
     "| setup | K | " + " | ".join(tags) + " | met |",
     "|---|---|" + "---|" * len(tags) + "---|",
@@ -117,20 +159,16 @@ def markdown(out: dict, tags: list, method: str) -> str:
 
 def main(argv):
   del argv
-  sources = {}
-  for tag in _TAGS.value:
-    path = os.path.join(RESULTS, f"clients-{tag}.json")
-    if not os.path.exists(path):
-      raise app.UsageError(f"--tags: no {path}; run benchmarks/clients.py --tag={tag} first")
-    with open(path) as f:
-      sources[tag] = json.load(f)
+  sources = {tag: load_source(tag, _SELECTION.value) for tag in _TAGS.value}
   out = {
     "method": _METHOD.value,
     "tags": _TAGS.value,
     "commands": {t: s.get("command") for t, s in sources.items()},
     "setups": compare(sources, _METHOD.value),
   }
-  write_results(f"clients-{_OUT.value}-keys", out, markdown(out, _TAGS.value, _METHOD.value))
+  write_results(
+    f"clients-{_OUT.value}-keys", out, markdown(out, _TAGS.value, _METHOD.value, _SELECTION.value)
+  )
 
 
 if __name__ == "__main__":

@@ -350,9 +350,26 @@ def test_keys_comparison_counts_goal_cells_and_alarms_per_innocent_test():
   assert "| s | 2 / 12 | 0.167 | b (2) |" in text
 
 
-
 def test_selection_levers_name_the_across_class_modifiers():
   from benchmarks.clients_selection import is_selection
 
   assert is_selection("global") and is_selection("cap15")
   assert not is_selection("val") and not is_selection("cap")
+
+
+def test_keys_comparison_reads_and_joins_selection_rows(tmp_path, monkeypatch):
+  import json
+
+  from benchmarks import clients_keys
+
+  def rows(setup, ks, lever="val"):
+    return {"rows": [{"setup": setup, "k": k, "lever": lever, "t": k} for k in ks], "command": "c"}
+
+  for name, payload in {"a": rows("s", [0, 1]), "b": rows("s", [2]), "c": rows("u", [0])}.items():
+    (tmp_path / f"clients-{name}-selection.json").write_text(json.dumps(payload))
+  monkeypatch.setattr(clients_keys, "RESULTS", str(tmp_path))
+  src = clients_keys.load_source("a+b+c", selection=True)
+  assert sorted(src["setups"]["s"]["runs"]) == ["val/K=0", "val/K=1", "val/K=2"]
+  assert src["setups"]["u"]["runs"]["val/K=0"]["t"] == 0 and src["command"] == ["c"] * 3
+  with pytest.raises(clients_keys.app.UsageError, match="clients-d-selection.json"):
+    clients_keys.load_source("a+d", selection=True)
