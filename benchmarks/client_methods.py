@@ -7,7 +7,7 @@ import re
 from configs import c, ltrc, own, rc
 
 # configs/own.py's recipe before 2026-12-06, pinned (the references' `prob` penalty,
-# surrogate weight 1, margin selection, no validators), for the rows built on it.
+# surrogate weight 1, margin selection per class, no validators), for the rows built on it.
 _OWN_PREV = {
   "_config": own,
   "_refs": "own",
@@ -15,6 +15,7 @@ _OWN_PREV = {
   "ltrc.ref_loss": "prob",
   "robust.surrogate_weight": 1.0,
   "robust.validators": (),
+  "class_cap": 1.0,
 }
 # ... with the references' margin hinge (benchmarks/results/clients-digits-own-margin.md)
 _OWN_MARGIN = {
@@ -74,13 +75,13 @@ METHODS = {
   ),
   "ucfp_own": (
     "ucfp's recipe for own models (configs/own.py, oversample 5): the user's K references"
-    " + ucfp.simple_references (3) + 4 short runs",
+    " + ucfp.simple_references (3) + 4 short runs; selection across classes (class_cap 2)",
     {"_config": own, "_refs": "own", "_surrogate": True},
   ),
   "ucfp_own_prev": ("configs/own.py before 2026-12-06 (prob penalty, no validators)", _OWN_PREV),
   "ucfp_own_pval": (
     "ucfp_own_prev with the owner's 0.5- and 0.9-pruned copies as validators (prob penalty):"
-    " configs/own.py since 2026-12-06, pinned",
+    " configs/own.py from 2026-12-06 to 2026-12-07 (N / K per class), pinned",
     {**_OWN_PREV, "robust.validators": (0.5, 0.9)},
   ),
   # The anchor variant, 2026-12-06 (benchmarks/results/clients-digits-own-val.md and

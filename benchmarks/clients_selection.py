@@ -205,6 +205,7 @@ def main(argv):
         config = method_config("ucfp_own", data.info.image_shape, k, _N.value * OVERSAMPLE)
         config.unlock()
         config.oversample = 1  # the selection below chooses (`val`: with validators)
+        config.class_cap = 1.0  # ... per class, or across classes (`global`, `cap<n>`)
         config.robust.validators = ()
         for field, value in (overrides(objective) if objective else {}).items():
           group, _, name = field.rpartition(".")  # "steps", "robust.x"; bare: ltrc's

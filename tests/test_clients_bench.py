@@ -153,9 +153,11 @@ def test_cheap_methods_keep_the_reference_term_at_k0():
   assert own.ltrc.term == "reference" and own.oversample == 5 and own.init == "data"
   assert tuple(own.robust.validators) == (0.5, 0.9) and own.ltrc.ref_loss == "prob"
   prev = method_config("ucfp_own_prev", (8, 8, 1), 0, 10)  # the recipe before 2026-12-06
-  assert prev.robust.validators == () and prev.oversample == 5
-  pval = method_config("ucfp_own_pval", (8, 8, 1), 0, 10)  # pinned: today's configs/own.py
-  assert pval.to_dict() == own.to_dict()
+  assert prev.robust.validators == () and prev.oversample == 5 and prev.class_cap == 1.0
+  # pinned: configs/own.py before its selection across classes (class_cap 2)
+  pval = method_config("ucfp_own_pval", (8, 8, 1), 0, 10)
+  assert own.class_cap == 2.0 and pval.class_cap == 1.0
+  assert pval.to_dict() == {**own.to_dict(), "class_cap": 1.0}
   o3 = method_config("ucfp_own_o3", (8, 8, 1), 2, 10)  # the recipe pinned, 3x candidates
   assert o3.oversample == 3 and o3.ltrc.ref_loss == "prob" and o3.robust.validators == ()
   val = method_config("ucfp_own_val", (8, 8, 1), 2, 10)  # the anchor variant

@@ -19,7 +19,7 @@ def test_own_config_is_ltrc_with_the_client_recipe(preset):
   cfg = own.get_config(preset)
   validate_config(cfg)
   assert cfg.method == "ltrc" and cfg.ltrc.term == "reference"
-  assert (cfg.init, cfg.oversample, cfg.ltrc.weight) == ("data", 5, 10.0)
+  assert (cfg.init, cfg.oversample, cfg.class_cap, cfg.ltrc.weight) == ("data", 5, 2.0, 10.0)
   assert tuple(cfg.robust.surrogates) == (0.8,)
   assert (cfg.ltrc.ref_loss, cfg.robust.surrogate_weight, tuple(cfg.robust.validators)) == (
     "prob",
