@@ -247,8 +247,8 @@ def test_reference_warning_names_too_few_or_alike_references(tiny_config, cnn_mo
   mixed = alike[:2] + [cnn_model, random_model("cnn_small", 9)]
   assert reference_warning(mixed) is None
   # with the model: too few of its own architecture (2 cnn_small of 4)
-  assert "2 of the model's own architecture (< 6" in reference_warning(mixed, cnn_model)
-  own = [random_model("cnn_small", s) for s in range(10, 16)]
+  assert "2 of the model's own architecture (< 5" in reference_warning(mixed, cnn_model)
+  own = [random_model("cnn_small", s) for s in range(10, 15)]
   assert reference_warning(own + alike[:1], cnn_model) is None
   c = _cfg(tiny_config, "ltrc", **{"ltrc.term": "reference", "ltrc.radius": 0.0}, steps=1)
   with pytest.warns(UserWarning, match="ucfp.train_references"):
