@@ -17,6 +17,12 @@ from ucfp.core.select import (
 )
 
 
+def _rc_oversampled(config, **fields):
+  """A tiny rc config with 10 fingerprints from 3x candidates, and `fields`."""
+  over = {"robust.num_variants": 2, **fields}
+  return set_fields(config, method="rc", num_fingerprints=10, steps=6, oversample=3, **over)
+
+
 def test_lowest_margin_prefers_small_positive_margins_then_misses():
   y = np.array([0, 1, 0])
   cand_y = candidate_labels(y, 3)  # [0 1 0 0 1 0 0 1 0]
@@ -94,14 +100,7 @@ def test_validators_choose_the_candidates_they_follow(tiny_config, cnn_model):
     cnn_model.variables,
   )
   val = Model(cnn_model.apply_fn, noisy, "cnn-noisy")
-  c = set_fields(
-    tiny_config,
-    method="rc",
-    num_fingerprints=10,
-    steps=6,
-    oversample=3,
-    **{"robust.num_variants": 2, "robust.validators": (0.5,)},
-  )
+  c = _rc_oversampled(tiny_config, **{"robust.validators": (0.5,)})
   fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(5), validators=[val])
   assert fp.meta["validators"] == ["cnn-noisy"]
   full = set_fields(
@@ -152,15 +151,7 @@ def test_across_classes_ranks_all_candidates_and_caps_a_class():
 def test_class_cap_chooses_labels_among_the_candidates(tiny_config, cnn_model):
   """class_cap > 1 is the same run as 3N fingerprints with the labels repeated, then
   the ranking across classes; class_cap = 1 keeps N / K per class as before."""
-  c = set_fields(
-    tiny_config,
-    method="rc",
-    num_fingerprints=10,
-    steps=6,
-    oversample=3,
-    class_cap=2.0,
-    **{"robust.num_variants": 2},
-  )
+  c = _rc_oversampled(tiny_config, class_cap=2.0)
   fp = fingerprint(cnn_model, c, key=jax.random.PRNGKey(5))
   per_class = set_fields(c.copy_and_resolve_references(), class_cap=1.0)
   one = fingerprint(cnn_model, per_class, key=jax.random.PRNGKey(5))
