@@ -232,3 +232,13 @@ def lever_overrides(lever: str) -> dict | None:
       out["ref_loss"] = _HINGES[kind]
     out[_FIELDS[kind]] = int(value) if kind == "s" else value
   return out
+
+
+# clients_selection's selection modifiers ("+"-joined): `global` ranks the candidates
+# across classes, not per class; `cap<n>` does so with at most n fingerprints of one class.
+CAP = re.compile(r"cap(\d+)")
+
+
+def is_selection(bit: str) -> bool:
+  """Whether a "+"-joined lever part is a selection modifier (`global`, `cap<n>`)."""
+  return bit == "global" or CAP.fullmatch(bit) is not None

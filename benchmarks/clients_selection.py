@@ -54,7 +54,6 @@ from the innocents, alpha 1e-3). Writes benchmarks/results/clients-<tag>-selecti
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 
@@ -63,8 +62,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from benchmarks import client_models as cm  # noqa: E402
+from benchmarks.client_methods import (  # noqa: E402
+  CAP,
+  is_selection,
+  method_config,
+)
 from benchmarks.client_methods import lever_overrides as overrides  # noqa: E402
-from benchmarks.client_methods import method_config  # noqa: E402
 from benchmarks.clients_validators import VALIDATOR_RATES, validators  # noqa: E402
 from benchmarks.clients_zoo import (  # noqa: E402
   build_setup,
@@ -101,14 +104,6 @@ LEVERS = (
 )
 _LEVERS = flags.DEFINE_list("levers", list(LEVERS[:6]), f"of {', '.join(LEVERS)}")
 _KEY = flags.DEFINE_integer("key", 0, "the generation PRNGKey (> 0 needs --tag)")
-# Selection modifiers ("+"-joined): `global` ranks the candidates across classes, not
-# per class; `cap<n>` does so with at most n fingerprints of one class.
-_CAP = re.compile(r"cap(\d+)")
-
-
-def is_selection(bit: str) -> bool:
-  """Whether a "+"-joined lever part is a selection modifier (`global`, `cap<n>`)."""
-  return bit == "global" or _CAP.fullmatch(bit) is not None
 
 
 def main(argv):
@@ -241,7 +236,7 @@ def main(argv):
         if sel is None:
           keep = select_heldout(m, votes, y, target)
         else:  # fewest_votes' sort key, ranked across classes (config.class_cap's)
-          cap = _CAP.fullmatch(sel)
+          cap = CAP.fullmatch(sel)
           cap = int(cap[1]) if cap else len(target)
           keep = across_classes(votes_key(m, votes), y, len(target), cap)
         result = score(ucfp.Fingerprints(x[keep], y[keep], dict(fps.meta)), zoo)

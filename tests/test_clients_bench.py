@@ -353,7 +353,7 @@ def test_keys_comparison_counts_goal_cells_and_alarms_per_innocent_test():
 
 
 def test_selection_levers_name_the_across_class_modifiers():
-  from benchmarks.clients_selection import is_selection
+  from benchmarks.client_methods import is_selection
 
   assert is_selection("global") and is_selection("cap15")
   assert not is_selection("val") and not is_selection("cap")
