@@ -50,23 +50,25 @@ def load_source(tag: str, selection: bool) -> dict:
   """The clients results payload of `tag`: clients-<tag>.json, or with `selection` the
   rows of clients-<part>-selection.json for each '+'-joined part, as setup -> runs
   ("<lever>/K=<k>" -> row), the layout of benchmarks/clients.py's results."""
-  parts = tag.split("+") if selection else [tag]
+  if not selection:
+    return _read(f"clients-{tag}.json", "clients.py", tag)
   out = {"setups": {}, "command": []}
-  for part in parts:
-    name = f"clients-{part}-selection.json" if selection else f"clients-{part}.json"
-    path = os.path.join(RESULTS, name)
-    if not os.path.exists(path):
-      script = "clients_selection.py" if selection else "clients.py"
-      raise app.UsageError(f"--tags: no {path}; run benchmarks/{script} --tag={part} first")
-    with open(path) as f:
-      src = json.load(f)
+  for part in tag.split("+"):
+    src = _read(f"clients-{part}-selection.json", "clients_selection.py", part)
     out["command"].append(src.get("command"))
-    if not selection:
-      return src
     for row in src["rows"]:
       runs = out["setups"].setdefault(row["setup"], {"runs": {}})["runs"]
       runs[f"{row['lever']}/K={row['k']}"] = row
   return out
+
+
+def _read(name: str, script: str, tag: str) -> dict:
+  """benchmarks/results/<name> as JSON, or a UsageError naming the run that writes it."""
+  path = os.path.join(RESULTS, name)
+  if not os.path.exists(path):
+    raise app.UsageError(f"--tags: no {path}; run benchmarks/{script} --tag={tag} first")
+  with open(path) as f:
+    return json.load(f)
 
 
 def cell(run: dict) -> dict:

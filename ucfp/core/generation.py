@@ -250,6 +250,7 @@ def fingerprint(
   pool = check_starts(starts, shape, config.init)
   n = int(config.num_fingerprints)
   over = int(config.get("oversample", 1))
+  cap = float(config.get("class_cap", 1.0))  # > 1: kept across classes (validated above)
   spec = GenSpec.from_config(config, num_examples=n * over)
   k = _num_classes(model, shape, "model")
   flags = prune.leaf_flags(model.variables, prunable)
@@ -273,9 +274,9 @@ def fingerprint(
   k_init, k_labels, k_steps = jax.random.split(key, 3)
   if labels is None:
     y = balanced_labels(n, k, k_labels)
-  elif float(config.get("class_cap", 1.0)) > 1:
+  elif cap > 1:
     raise ValueError(
-      f"labels: config.class_cap={config.class_cap!r} chooses the labels among the "
+      f"labels: config.class_cap={cap!r} chooses the labels among the "
       "candidates; pass labels=None, or set class_cap = 1 to keep the labels given"
     )
   else:
@@ -340,9 +341,10 @@ def fingerprint(
   if over > 1:
     m = base_margins(model.apply_fn, model.variables, x, y)
     # each validator that does not give the target votes against it
-    misses = sum(np.asarray(predict_labels(v, x, k)) != y for v in validators) if use_val else 0
-    rank = votes_key(m, np.zeros_like(m, np.int64) + misses)
-    cap = float(config.get("class_cap", 1.0))
+    misses = np.zeros(len(y), np.int64)
+    for v in validators if use_val else ():
+      misses += np.asarray(predict_labels(v, x, k)) != y
+    rank = votes_key(m, misses)
     if cap > 1:  # across classes; the labels are the kept candidates'
       keep = np.sort(across_classes(rank, y, len(y_out), class_cap(cap, len(y_out), k)))
       y_out = y[keep]
