@@ -23,10 +23,13 @@ same-architecture innocents, not the students). Writes benchmarks/results/studen
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import os
 import sys
 
+import jax
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -35,12 +38,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import write_results  # noqa: E402
 from benchmarks.quality_methods import threat_tables  # noqa: E402
+from benchmarks.quality_report import auc_split  # noqa: E402
 from ucfp.core.predict import predict_logits  # noqa: E402
+from ucfp.evaluation import attacks  # noqa: E402
 from ucfp.evaluation.attacks.distill import augmented_queries, teacher_probs  # noqa: E402
 from ucfp.evaluation.checks import validate_config  # noqa: E402
 from ucfp.evaluation.data import load_dataset, split_halves  # noqa: E402
 from ucfp.evaluation.model_list import parse_model_list  # noqa: E402
-from ucfp.evaluation.zoo import build_zoo, restore_zoo  # noqa: E402
+from ucfp.evaluation.models import get_module  # noqa: E402
+from ucfp.evaluation.train import train  # noqa: E402
+from ucfp.evaluation.zoo import ZooBuilder, build_zoo, restore_zoo  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ltrc.py", "the quality run's config")
 _WORKDIR = flags.DEFINE_string("workdir", "ucfp-work", "the quality run's work directory")
@@ -51,6 +58,11 @@ _THREAT = flags.DEFINE_bool(
 )
 _CACHED_ONLY = flags.DEFINE_bool(
   "cached_only", False, "restore what --workdir has cached, training nothing (a build in progress)"
+)
+_QUALITY = flags.DEFINE_string(
+  "quality",
+  None,
+  "a quality.py --threat_model results JSON of this zoo: its ROC AUCs without the twins",
 )
 # ZooBuilder's split of the train split into the halves half_a / half_b.
 HALVES_SEED = 12345
@@ -76,6 +88,63 @@ def _same_arch_innocents(config, zoo) -> dict:
     name = f"innocent-{e.arch}-s{e.seed}"
     if e.arch == config.model and e.subset == "full" and name in by_name:
       out[name + (f" ({e.epochs} epochs)" if e.epochs else "")] = by_name[name]
+  return out
+
+
+def twins(config, data, workdir: str, zoo) -> dict:
+  """Each label-extracted student of the zoo whose queries are a half of the train split,
+  against its twin: an innocent trained with the student's recipe and seed on the same
+  half, with the true labels. {name: {labels_differ, max_weight_diff, disagree}}:
+  how many of the student's labels differ from the true ones, the largest absolute
+  difference between the two models' variables, and the fraction of the test images
+  and of 1000 uniform-noise images (the fingerprints' starting points) they label
+  differently. Where no label differs, the twin is the student, weight for weight."""
+  builder = ZooBuilder(config, data, workdir, restore_only=True)
+  base, base_key = builder.base()
+  ctx = builder.context(base_key)
+  students = {m.name: m for m in zoo.derived}
+  noise = np.random.default_rng(0).uniform(0, 1, (1000, *data.train_x.shape[1:]))
+  probe = np.concatenate([data.test_x, noise.astype(data.train_x.dtype)])
+  label = lambda m, v: np.asarray(predict_logits(m.apply_fn, v, probe)).argmax(-1)
+  out = {}
+  for attack in attacks.parse_attacks(config.zoo.attacks):
+    if attack.kind != "extract" or attack.args[1] not in ("half_a", "half_b"):
+      continue
+    student = students.get(attack.name)
+    if student is None:  # --cached_only, not built yet
+      continue
+    d = attacks.derive(attack, base.model, data, ctx)
+    inputs = d.inputs()
+    idx = inputs.indices
+    spec = dataclasses.replace(d.spec, labels="data", parent="")
+    module = get_module(d.arch, data.info.num_classes)
+    twin = train(module, spec, data.train_x, data.train_y, indices=idx, name="twin")
+    s_vars = student.model.variables
+    diff = max(
+      float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
+      for a, b in zip(jax.tree.leaves(s_vars), jax.tree.leaves(twin), strict=True)
+    )
+    m = student.model
+    out[attack.name] = {
+      "queries": len(idx),
+      "labels_differ": int(np.sum(inputs.y[idx] != data.train_y[idx])),
+      "seed": spec.seed,
+      "max_weight_diff": diff,
+      "disagree": float(np.mean(label(m, s_vars) != label(m, twin))),
+    }
+  return out
+
+
+def aucs_without(path: str, names) -> dict:
+  """{method: (AUC over every useful copy, AUC without the copies `names`)} of a
+  quality.py results JSON (match rate, useful derived copies vs innocents)."""
+  with open(path) as f:
+    methods = json.load(f)["methods"]
+  out = {}
+  for method, r in methods.items():
+    per = r["per_model"]
+    rest = {k: v for k, v in per.items() if k not in names}
+    out[method] = (auc_split(per)["auc"], auc_split(rest)["auc"])
   return out
 
 
@@ -146,6 +215,40 @@ def main(argv):
     *(f"| base / {n} | {v:.4f} |" for n, v in base_vs.items()),
     *(f"| {n} | {v:.4f} |" for n, v in between.items()),
   ]
+  twin = twins(config, data, _WORKDIR.value, zoo)
+  payload["twins"] = twin
+  lines += [
+    "",
+    "Each label-extracted student on a half of the train split against its twin: an "
+    "innocent trained with the student's recipe and seed on the same half, with the "
+    "true labels. Where none of the student's labels differs from the true ones, the "
+    "two are one model (weight difference 0): the student *is* an innocent, and any "
+    "fingerprint of the base scores it as it scores that innocent.",
+    "",
+    "| student | queries | its labels that differ from the true ones | seed "
+    "| largest weight difference | test + 1000 noise images labelled differently |",
+    "|---|---|---|---|---|---|",
+    *(
+      f"| {n} | {v['queries']} | {v['labels_differ']} | {v['seed']} "
+      f"| {v['max_weight_diff']:.3g} | {v['disagree']:.4f} |"
+      for n, v in twin.items()
+    ),
+  ]
+  same = [n for n, v in twin.items() if v["labels_differ"] == 0 and v["disagree"] == 0]
+  if _QUALITY.value and same:
+    aucs = aucs_without(_QUALITY.value, set(same))
+    payload["auc_without_twins"] = {"quality": _QUALITY.value, "left_out": same, "auc": aucs}
+    lines += [
+      "",
+      f"ROC AUC of each method of `{_QUALITY.value}` (match rate, useful derived copies "
+      f"vs innocents) over every useful copy, and without the copies that are their "
+      f"twins ({', '.join(same)}): innocents by construction, which no fingerprint can "
+      "rank above the innocents without ranking their twins there too.",
+      "",
+      "| method | AUC, every useful copy | AUC without the twins |",
+      "|---|---|---|",
+      *(f"| {m} | {a:.3f} | {b:.3f} |" for m, (a, b) in aucs.items()),
+    ]
   print("\n".join(lines))
   print(
     "wrote", *write_results(f"students-{_TAG.value or config.dataset}", payload, "\n".join(lines))

@@ -234,6 +234,19 @@ class ZooBuilder:
     rates = self.config.robust.get("validators", ())
     return self.pruned(base, base_key, rates, VALIDATOR_SEED, "validator")
 
+  def context(self, base_key: str, seed_offset: int = 0) -> attacks.Context:
+    """The adversary's context of every attack on the base (checkpoint key `base_key`):
+    the base's recipe with the seed moved by `seed_offset`, the zoo's fine-tuning."""
+    entry = ModelEntry(self.config.model, self.config.seed + seed_offset)
+    return attacks.Context(
+      self._spec(entry),
+      base_key,
+      self.config.zoo.finetune_epochs,
+      self.config.zoo.finetune_learning_rate,
+      self.halves,
+      self.data.info.num_classes,
+    )
+
   def attacked(
     self, base: ZooModel, base_key: str, specs, seed_offset: int = 0, kind: str = "derived"
   ) -> list[ZooModel]:
@@ -242,15 +255,7 @@ class ZooBuilder:
     without fine-tuning) derived again on each build (no training). The evaluation's
     (`kind='derived'`) or the owner's surrogates (`kind='surrogate'`, named
     `surrogate-<name>`, the adversary's seed moved by `seed_offset`)."""
-    entry = ModelEntry(self.config.model, self.config.seed + seed_offset)
-    ctx = attacks.Context(
-      self._spec(entry),
-      base_key,
-      self.config.zoo.finetune_epochs,
-      self.config.zoo.finetune_learning_rate,
-      self.halves,
-      self.data.info.num_classes,
-    )
+    ctx = self.context(base_key, seed_offset)
     out = []
     for attack in specs:
       d = attacks.derive(attack, base.model, self.data, ctx)
