@@ -105,6 +105,13 @@ _CACHED_ONLY = flags.DEFINE_bool(
   "the owner's references and surrogates must be complete); the results say what is missing",
 )
 
+_KEY = flags.DEFINE_integer(
+  "key",
+  0,
+  "generation key: 0 the config seed's (default); N > 0 folds N into it: the same zoo, "
+  "other fingerprints (the spread of a method over keys)",
+  lower_bound=0,
+)
 
 # RC's variant pruning range (the same in every preset), used by the paper's methods.
 RC_PRUNE_RATE = tuple(base_config().robust.prune_rate)
@@ -175,11 +182,13 @@ def generate_cached(
 ) -> tuple[Fingerprints, float]:
   """Restores the method's fingerprints from the work directory, or generates and saves them.
   `starts`: the training images, read by methods with `init='data'`."""
-  path = cache_path(workdir, cfg, zoo.base, refs, surs)
+  path = cache_path(workdir, cfg, zoo.base, refs, surs, key=_KEY.value)
   if os.path.exists(path):
     fps = Fingerprints.load(path)
     return fps, float(fps.meta["seconds"])
   key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5EED)
+  if _KEY.value:
+    key = jax.random.fold_in(key, _KEY.value)
   t = time.perf_counter()
   fps = fingerprint(
     zoo.base.model,
@@ -267,6 +276,9 @@ def main(argv):
   model_seconds = sum(m.built_seconds for m in zoo.all())
   total = model_seconds + sum(cache.values())
   md = markdown(config.dataset, results, {n: METHODS[n][0] for n in results})
+  if _KEY.value:  # under the title
+    title, rest = md.split("\n\n", 1)
+    md = f"{title}\n\nGeneration key {_KEY.value} (folded into the config seed's).\n\n{rest}"
   if missing:  # under the title
     title, rest = md.split("\n\n", 1)
     md = (
@@ -288,6 +300,7 @@ def main(argv):
     {
       "dataset": config.dataset,
       "num_fingerprints": config.num_fingerprints,
+      "key": _KEY.value,
       "methods": results,
       "combined": combined_results(results),
       "best": best,

@@ -20,10 +20,10 @@ _GENERATION_FIELDS = (
 _LATER_FIELDS = {"budget": 0.0, "oversample": 1}
 
 
-def cache_path(workdir, cfg, base, refs, surs=()) -> str:
+def cache_path(workdir, cfg, base, refs, surs=(), key: int = 0) -> str:
   """Where a method's fingerprints are cached: a hash of all that determines them (the
-  generation fields, the base model and, for the reference term, the references, and
-  the surrogates)."""
+  generation fields, the base model and, for the reference term, the references, the
+  surrogates, and the generation key folded in where it is not 0)."""
   gen = {k: cfg[k] for k in _GENERATION_FIELDS}
   # Fields added later, in the key only when set, so that older caches stay valid.
   gen.update({k: cfg[k] for k, off in _LATER_FIELDS.items() if cfg.get(k, off) != off})
@@ -42,7 +42,8 @@ def cache_path(workdir, cfg, base, refs, surs=()) -> str:
       base.test_accuracy,
       [r.name for r in refs] if uses_refs else [],
     ]
-    + ([[m.name for m in surs]] if surs else []),
+    + ([[m.name for m in surs]] if surs else [])
+    + ([["key", key]] if key else []),
     sort_keys=True,
     default=str,
   )

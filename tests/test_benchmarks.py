@@ -287,6 +287,12 @@ def test_quality_fingerprint_cache_key_sees_every_generation_field():
   default = cache_path("/w", cfg, base, [])
   cfg.oversample = 1
   assert cache_path("/w", cfg, base, []) == default
+  # The generation key (--key): 0 is the default's file, any other its own.
+  assert cache_path("/w", cfg, base, [], key=0) == default
+  assert (
+    len({default, cache_path("/w", cfg, base, [], key=1), cache_path("/w", cfg, base, [], key=2)})
+    == 3
+  )
 
 
 def test_threat_tables_parse_for_digits_and_cifar10():
