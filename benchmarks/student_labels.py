@@ -59,10 +59,10 @@ _THREAT = flags.DEFINE_bool(
 _CACHED_ONLY = flags.DEFINE_bool(
   "cached_only", False, "restore what --workdir has cached, training nothing (a build in progress)"
 )
-_QUALITY = flags.DEFINE_string(
+_QUALITY = flags.DEFINE_list(
   "quality",
-  None,
-  "a quality.py --threat_model results JSON of this zoo: its ROC AUCs without the twins",
+  [],
+  "quality.py --threat_model results JSONs of this zoo: their ROC AUCs without the twins",
 )
 # ZooBuilder's split of the train split into the halves half_a / half_b.
 HALVES_SEED = 12345
@@ -132,6 +132,25 @@ def twins(config, data, workdir: str, zoo) -> dict:
       "max_weight_diff": diff,
       "disagree": float(np.mean(label(m, s_vars) != label(m, twin))),
     }
+  return out
+
+
+def near_base(base, zoo, data, temperature: float, peers) -> dict:
+  """{name: {kind, train, test, noise}}: each student of the zoo (distilled, extracted)
+  and each model of `peers`, the mean total variation between its probabilities and
+  the base's at `temperature` on the train images, the test images and 1000
+  uniform-noise images."""
+  noise = np.random.default_rng(1).uniform(0, 1, (1000, *data.train_x.shape[1:]))
+  sets = {"train": data.train_x, "test": data.test_x, "noise": noise.astype(data.train_x.dtype)}
+  ref = {k: teacher_probs(base, x, temperature) for k, x in sets.items()}
+  students = [m for m in zoo.derived if m.attack.split(":")[0] in ("distill", "extract")]
+  out = {}
+  for m in [*students, *peers]:
+    kind = m.attack.split(":")[0] if m.kind == "derived" else "innocent"
+    tv = {
+      k: total_variation(ref[k], teacher_probs(m.model, x, temperature)) for k, x in sets.items()
+    }
+    out[m.name] = {"kind": kind, **tv}
   return out
 
 
@@ -215,6 +234,23 @@ def main(argv):
     *(f"| base / {n} | {v:.4f} |" for n, v in base_vs.items()),
     *(f"| {n} | {v:.4f} |" for n, v in between.items()),
   ]
+  mlps = [m for m in zoo.unassociated if m.name.startswith("innocent-mlp-")]
+  closeness = near_base(base, zoo, data, t, [*peers.values(), *mlps])
+  payload["tv_to_base"] = closeness
+  lines += [
+    "",
+    f"How close each student and each same-architecture or MLP innocent comes to the base: mean "
+    f"total variation of the probabilities at temperature {t:g} on the train images (a "
+    "distilled student's targets), the test images (held out by all) and 1000 "
+    "uniform-noise images (off the data, where the fingerprints start).",
+    "",
+    "| model | kind | train | test | noise |",
+    "|---|---|---|---|---|",
+    *(
+      f"| {n} | {v['kind']} | {v['train']:.4f} | {v['test']:.4f} | {v['noise']:.4f} |"
+      for n, v in closeness.items()
+    ),
+  ]
   twin = twins(config, data, _WORKDIR.value, zoo)
   payload["twins"] = twin
   lines += [
@@ -236,18 +272,22 @@ def main(argv):
   ]
   same = [n for n, v in twin.items() if v["labels_differ"] == 0 and v["disagree"] == 0]
   if _QUALITY.value and same:
-    aucs = aucs_without(_QUALITY.value, set(same))
-    payload["auc_without_twins"] = {"quality": _QUALITY.value, "left_out": same, "auc": aucs}
+    aucs = {path: aucs_without(path, set(same)) for path in _QUALITY.value}
+    payload["auc_without_twins"] = {"left_out": same, "auc": aucs}
     lines += [
       "",
-      f"ROC AUC of each method of `{_QUALITY.value}` (match rate, useful derived copies "
-      f"vs innocents) over every useful copy, and without the copies that are their "
-      f"twins ({', '.join(same)}): innocents by construction, which no fingerprint can "
-      "rank above the innocents without ranking their twins there too.",
+      "ROC AUC of each method of the quality results below (match rate, useful derived "
+      "copies vs innocents) over every useful copy, and without the copies that are "
+      f"their twins ({', '.join(same)}): innocents by construction, which no fingerprint "
+      "can rank above the innocents without ranking their twins there too.",
       "",
-      "| method | AUC, every useful copy | AUC without the twins |",
-      "|---|---|---|",
-      *(f"| {m} | {a:.3f} | {b:.3f} |" for m, (a, b) in aucs.items()),
+      "| results | method | AUC, every useful copy | AUC without the twins |",
+      "|---|---|---|---|",
+      *(
+        f"| {os.path.basename(path)} | {m} | {a:.3f} | {b:.3f} |"
+        for path, table in aucs.items()
+        for m, (a, b) in table.items()
+      ),
     ]
   print("\n".join(lines))
   print(
