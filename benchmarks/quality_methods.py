@@ -119,13 +119,25 @@ def apply_threat_model(config, base: str | None = None) -> None:
 # The owner's students for the surrogate rows below.
 OWNER_STUDENTS = "distill:same,distill:mlp,extract:same:half_a,extract:mlp:half_a"
 
+# The paper's starts and loss (uniform noise, cross-entropy): ucfp's on images larger
+# than 8x8, and on 8x8 before 2026-12-08 (configs/ltrc.py now starts from training
+# images there, with the margin loss). The paper's methods and the levers measured
+# against that recipe pin them, so that their rows mean what they meant.
+PAPER_START = {"init": "uniform", "loss": "xent"}
+
 # name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
-  "c": ("C-examples (paper)", {"method": "c"}),
-  "rc": ("RC-examples (paper)", {"method": "rc", "_paper_variants": True}),
+  "c": ("C-examples (paper)", {"method": "c", **PAPER_START}),
+  "rc": ("RC-examples (paper)", {"method": "rc", "_paper_variants": True, **PAPER_START}),
   "ltrc_paper": (
     "LTRC-examples (paper: RC + high-pass filter)",
-    {"method": "ltrc", "ltrc.term": "none", "_highpass": "paper", "_paper_variants": True},
+    {
+      "method": "ltrc",
+      "ltrc.term": "none",
+      "_highpass": "paper",
+      "_paper_variants": True,
+      **PAPER_START,
+    },
   ),
   "ucfp": ("ucfp LTRC (+ reference-model term, + surrogates on larger images)", {}),
   # Ablations of ucfp's recipe (the levers), each one change:
@@ -176,7 +188,15 @@ METHODS = {
     "ablation: early stop once every base-model margin >= 5",
     {"early_stop": True, "early_stop_margin": 5.0},
   ),
-  "ucfp_margin_loss": ("ablation: margin (C&W) loss instead of cross-entropy", {"loss": "margin"}),
+  "ucfp_margin_loss": (
+    "ablation: margin (C&W) loss instead of cross-entropy (uniform-noise starts)",
+    {**PAPER_START, "loss": "margin"},
+  ),
+  "ucfp_paper_start": (
+    "ablation: uniform-noise starts and cross-entropy (the paper's; ucfp's on larger "
+    "images, where this row is ucfp, and on 8x8 before 2026-12-08)",
+    PAPER_START,
+  ),
   # Levers for the students (distilled, label-extracted copies) of the threat model: the
   # owner's own students (robust.surrogate_attacks, seed + SURROGATE_SEED, never an
   # evaluated copy) join the robustness term. The owner extracts on half_a (the thief
@@ -210,33 +230,33 @@ METHODS = {
   ),
   "ucfp_margin_k2": (
     "ablation: margin loss with floor kappa 2 instead of 5",
-    {"loss": "margin", "kappa": 2.0},
+    {**PAPER_START, "loss": "margin", "kappa": 2.0},
   ),
   "ucfp_margin_k10": (
     "ablation: margin loss with floor kappa 10 instead of 5",
-    {"loss": "margin", "kappa": 10.0},
+    {**PAPER_START, "loss": "margin", "kappa": 10.0},
   ),
   "ucfp_margin_steps_third": (
     "ablation: margin loss and a third of the steps",
-    {"loss": "margin", "_steps_scale": 1 / 3},
+    {**PAPER_START, "loss": "margin", "_steps_scale": 1 / 3},
   ),
   "ucfp_weight10": ("ablation: reference-term weight 10 instead of 3", {"ltrc.weight": 10.0}),
   # The margin loss reaches the same-architecture students, weight 10 lowers T: together?
   "ucfp_margin_weight10": (
     "ablation: margin loss (kappa 5) and reference-term weight 10",
-    {"loss": "margin", "ltrc.weight": 10.0},
+    {**PAPER_START, "loss": "margin", "ltrc.weight": 10.0},
   ),
   "ucfp_margin_k7_weight10": (
     "ablation: margin loss with floor kappa 7 and reference-term weight 10",
-    {"loss": "margin", "kappa": 7.0, "ltrc.weight": 10.0},
+    {**PAPER_START, "loss": "margin", "kappa": 7.0, "ltrc.weight": 10.0},
   ),
   "ucfp_data": (
     "ablation: examples started from training images the base puts in another class "
-    "(init=data) instead of uniform noise",
-    {"init": "data"},
+    "(init=data) instead of uniform noise (cross-entropy)",
+    {**PAPER_START, "init": "data"},
   ),
   "ucfp_data_margin": (
-    "ablation: init=data and the margin loss (kappa 5)",
+    "ablation: init=data and the margin loss (kappa 5): on 8x8 ucfp's default since 2026-12-08",
     {"init": "data", "loss": "margin"},
   ),
   "ucfp_sel3": (
@@ -253,15 +273,15 @@ METHODS = {
   "ucfp_cae_b01": (
     "ablation: init=data, L-inf budget 0.1 around the start image, the owner's students "
     "as surrogates (conferrable-style)",
-    {"init": "data", "budget": 0.1, "robust.surrogate_attacks": OWNER_STUDENTS},
+    {**PAPER_START, "init": "data", "budget": 0.1, "robust.surrogate_attacks": OWNER_STUDENTS},
   ),
   "ucfp_cae_b02": (
     "ablation: ucfp_cae_b01 with budget 0.2",
-    {"init": "data", "budget": 0.2, "robust.surrogate_attacks": OWNER_STUDENTS},
+    {**PAPER_START, "init": "data", "budget": 0.2, "robust.surrogate_attacks": OWNER_STUDENTS},
   ),
   "ucfp_data_b02": (
     "ablation: init=data and budget 0.2, no students (ucfp_cae_b02's control)",
-    {"init": "data", "budget": 0.2},
+    {**PAPER_START, "init": "data", "budget": 0.2},
   ),
   # Not generated: the base's own mistakes on its training images that no reference
   # shares (ucfp.mistake_fingerprints), for the students; skipped where too few.

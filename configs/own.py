@@ -64,6 +64,7 @@ def get_config(arg: str | None = None):
   c = ltrc.get_config(arg)
   c.ltrc.weight = 10.0  # the reference term weighs more with few references
   c.init = "data"  # start from training images of another class, not from noise
+  c.loss = "xent"  # the measured recipe's (configs/ltrc.py uses the margin loss on 8x8)
   c.oversample = 5  # keep the lowest base-margin fifth of 5x candidates
   c.robust.surrogates = (0.8,)  # the owner's own pruned, fine-tuned copy
   c.robust.validators = (0.5, 0.9)  # two more, held out: they choose among the candidates
