@@ -375,3 +375,27 @@ def test_keys_comparison_reads_and_joins_selection_rows(tmp_path, monkeypatch):
   assert src["setups"]["u"]["runs"]["val/K=0"]["t"] == 0 and src["command"] == ["c"] * 3
   with pytest.raises(clients_keys.app.UsageError, match="clients-d-selection.json"):
     clients_keys.load_source("a+d", selection=True)
+
+
+def test_rows_measured_on_the_earlier_ltrc_recipe_keep_it():
+  """configs/ltrc.py starts from training images with the margin loss on 8x8 digits
+  (since 2026-12-08); the paper's rows and the levers measured before pin the noise
+  starts and cross-entropy, in both benchmarks, and so does configs/own.py its loss."""
+  from benchmarks.client_methods import method_config
+  from benchmarks.quality_methods import METHODS, PAPER_START
+  from configs import ltrc
+
+  digits = ltrc.get_config("digits")
+  assert (digits.init, digits.loss) == ("data", "margin")
+  assert (ltrc.get_config("cifar10").init, ltrc.get_config("cifar10").loss) == ("uniform", "xent")
+  ucfp = method_config("ucfp", (8, 8, 1), 2, 10)
+  assert (ucfp.init, ucfp.loss) == ("data", "margin")
+  for row in ("ltrc_paper", "ucfp_w10", "ucfp_mixed"):
+    cfg = method_config(row, (8, 8, 1), 2, 10)
+    assert (cfg.init, cfg.loss) == ("uniform", "xent"), row
+  assert method_config("ucfp_data", (8, 8, 1), 2, 10).init == "data"  # its own lever kept
+  assert method_config("ucfp_own", (8, 8, 1), 2, 10).loss == "xent"
+  for row in ("c", "rc", "ltrc_paper", "ucfp_paper_start"):
+    assert {k: METHODS[row][1][k] for k in PAPER_START} == PAPER_START, row
+  assert METHODS["ucfp_margin_loss"][1] == {**PAPER_START, "loss": "margin"}
+  assert METHODS["ucfp_data"][1] == {**PAPER_START, "init": "data"}
