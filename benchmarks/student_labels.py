@@ -155,15 +155,17 @@ def near_base(base, zoo, data, temperature: float, peers) -> dict:
 
 
 def aucs_without(path: str, names) -> dict:
-  """{method: (AUC over every useful copy, AUC without the copies `names`)} of a
-  quality.py results JSON (match rate, useful derived copies vs innocents)."""
+  """{method: (AUC over every useful copy, AUC without the copies `names`, how many of
+  `names` verify judged derived)} of a quality.py results JSON (match rate, useful
+  derived copies vs innocents). A twin judged derived is an innocent accused."""
   with open(path) as f:
     methods = json.load(f)["methods"]
   out = {}
   for method, r in methods.items():
     per = r["per_model"]
     rest = {k: v for k, v in per.items() if k not in names}
-    out[method] = (auc_split(per)["auc"], auc_split(rest)["auc"])
+    accused = sum(bool(per[n].get("derived")) for n in names if n in per)
+    out[method] = (auc_split(per)["auc"], auc_split(rest)["auc"], accused)
   return out
 
 
@@ -279,14 +281,15 @@ def main(argv):
       "ROC AUC of each method of the quality results below (match rate, useful derived "
       "copies vs innocents) over every useful copy, and without the copies that are "
       f"their twins ({', '.join(same)}): innocents by construction, which no fingerprint "
-      "can rank above the innocents without ranking their twins there too.",
+      "can rank above the innocents without ranking their twins there too; and how "
+      "many twins verify (alpha 1e-3) judged derived: innocents accused.",
       "",
-      "| results | method | AUC, every useful copy | AUC without the twins |",
-      "|---|---|---|---|",
+      "| results | method | AUC, every useful copy | AUC without the twins | twins accused |",
+      "|---|---|---|---|---|",
       *(
-        f"| {os.path.basename(path)} | {m} | {a:.3f} | {b:.3f} |"
+        f"| {os.path.basename(path)} | {m} | {a:.3f} | {b:.3f} | {c} |"
         for path, table in aucs.items()
-        for m, (a, b) in table.items()
+        for m, (a, b, c) in table.items()
       ),
     ]
   print("\n".join(lines))
