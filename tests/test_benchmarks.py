@@ -103,7 +103,10 @@ def test_quality_figures_from_committed_results(tmp_path):
 
   src = os.path.join(ROOT, "benchmarks", "results", "quality-digits.json")
   q = json.load(open(src))
-  assert "rate" not in q["methods"]["ucfp"]["per_model"]["pruned-0.3"]
+  for method in q["methods"].values():  # as written before the rates were stored
+    for entry in method["per_model"].values():
+      entry.pop("rate", None)
+  q["command"] = "python benchmarks/quality.py"  # (the committed one may list the methods)
   dst = tmp_path / "quality-digits.json"
   dst.write_text(json.dumps(q))
   paths = quality_report.write_figures(str(dst))
