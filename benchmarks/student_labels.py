@@ -16,6 +16,11 @@ same-architecture innocent's (total variation, mean over the train images) again
 how far two such innocents are from each other: the part of the soft labels that is
 the base's own.
 
+It also trains, for each label-extracted student whose queries are a half of the train
+split, its twin (an innocent of the student's recipe and seed on the same half, with the
+true labels) and compares the two weight for weight; with --quality, the ROC AUCs of those
+results without the twins, and how many twins each method accused.
+
 Restores the zoo of `benchmarks/quality.py --threat_model` from --workdir (training
 whatever is missing, or with --cached_only only what is there: it needs the base and its
 same-architecture innocents, not the students). Writes benchmarks/results/students-<tag>.json and .md.
@@ -94,10 +99,10 @@ def _same_arch_innocents(config, zoo) -> dict:
 def twins(config, data, workdir: str, zoo) -> dict:
   """Each label-extracted student of the zoo whose queries are a half of the train split,
   against its twin: an innocent trained with the student's recipe and seed on the same
-  half, with the true labels. {name: {labels_differ, max_weight_diff, disagree}}:
-  how many of the student's labels differ from the true ones, the largest absolute
+  half, with the true labels. {name: {queries, labels_differ, seed, max_weight_diff,
+  disagree}}: how many of the student's labels differ from the true ones, the largest absolute
   difference between the two models' variables, and the fraction of the test images
-  and of 1000 uniform-noise images (the fingerprints' starting points) they label
+  and of 1000 uniform-noise images (where noise-started fingerprints begin) they label
   differently. Where no label differs, the twin is the student, weight for weight."""
   builder = ZooBuilder(config, data, workdir, restore_only=True)
   base, base_key = builder.base()
@@ -244,7 +249,7 @@ def main(argv):
     f"How close each student and each same-architecture or MLP innocent comes to the base: mean "
     f"total variation of the probabilities at temperature {t:g} on the train images (a "
     "distilled student's targets), the test images (held out by all) and 1000 "
-    "uniform-noise images (off the data, where the fingerprints start).",
+    "uniform-noise images (off the data, where noise-started fingerprints begin).",
     "",
     "| model | kind | train | test | noise |",
     "|---|---|---|---|---|",
