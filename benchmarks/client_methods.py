@@ -41,6 +41,7 @@ METHODS = {
     {"ltrc.term": "none", "_paper_radius": True},
   ),
   "ucfp": ("ucfp default (configs/ltrc.py)", {}),
+  "ucfp_before": ("ucfp default before 2026-12-08 (noise starts, cross-entropy)", {}),
   "ucfp_w10": ("ucfp, reference weight 10", {"ltrc.weight": 10.0}),
   "ucfp_comp": ("ucfp, complement reference loss", {"ltrc.ref_loss": "complement"}),
   "ucfp_mixed": ("ucfp, mixed references", {"_refs": "mixed"}),
