@@ -26,11 +26,6 @@ _OWN_MARGIN = {
   "robust.surrogate_weight": 3.0,
 }
 
-# configs/ltrc.py's starts and loss before 2026-12-08 (since then it starts from training
-# images with the margin loss on 8x8): every row built on it but "ucfp" pins them, so
-# that the rows measured before mean what they meant.
-LTRC_BEFORE = {"init": "uniform", "loss": "xent"}
-
 # name -> (description, config overrides). Overrides starting with "_" are handled by
 # `method_config`; "ucfp" is configs/ltrc.py as shipped.
 METHODS = {
@@ -177,8 +172,8 @@ def method_config(method: str, image_shape, k: int, n: int):
   if k == 0 and refs_of(method) == "mixed":
     return None
   module = over.pop("_config", ltrc)
-  if module is ltrc and method != "ucfp":  # the rows measured on configs/ltrc.py before
-    over = {**LTRC_BEFORE, **over}
+  if module is ltrc and method != "ucfp":  # rows measured on configs/ltrc.py before
+    over = {**ltrc.PAPER_START, **over}  # 2026-12-08 keep its starts and loss
   preset = "digits" if tuple(image_shape) == (8, 8, 1) else "cifar10"
   config = module.get_config(preset)
   config.unlock()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from configs.ltrc import PAPER_START
+
 # Every attack family (ucfp/evaluation/attacks), at several strengths; `same` is the
 # base's architecture.
 THREAT_ATTACKS = (
@@ -119,11 +121,9 @@ def apply_threat_model(config, base: str | None = None) -> None:
 # The owner's students for the surrogate rows below.
 OWNER_STUDENTS = "distill:same,distill:mlp,extract:same:half_a,extract:mlp:half_a"
 
-# The paper's starts and loss (uniform noise, cross-entropy): ucfp's on images larger
-# than 8x8, and on 8x8 before 2026-12-08 (configs/ltrc.py now starts from training
-# images there, with the margin loss). The paper's methods and the levers measured
-# against that recipe pin them, so that their rows mean what they meant.
-PAPER_START = {"init": "uniform", "loss": "xent"}
+# The paper's methods and the levers measured on ucfp's recipe before 2026-12-08 pin the
+# paper's starts and loss (configs/ltrc.py starts from training images on 8x8 since),
+# so that their rows mean what they meant.
 
 # name -> (description, config overrides). "ucfp" is configs/ltrc.py as shipped.
 METHODS = {

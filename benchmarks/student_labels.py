@@ -104,9 +104,7 @@ def twins(config, data, workdir: str, zoo) -> dict:
   difference between the two models' variables, and the fraction of the test images
   and of 1000 uniform-noise images (where noise-started fingerprints begin) they label
   differently. Where no label differs, the twin is the student, weight for weight."""
-  builder = ZooBuilder(config, data, workdir, restore_only=True)
-  base, base_key = builder.base()
-  ctx = builder.context(base_key)
+  ctx = ZooBuilder(config, data, workdir, restore_only=True).context()
   students = {m.name: m for m in zoo.derived}
   noise = np.random.default_rng(0).uniform(0, 1, (1000, *data.train_x.shape[1:]))
   probe = np.concatenate([data.test_x, noise.astype(data.train_x.dtype)])
@@ -118,7 +116,7 @@ def twins(config, data, workdir: str, zoo) -> dict:
     student = students.get(attack.name)
     if student is None:  # --cached_only, not built yet
       continue
-    d = attacks.derive(attack, base.model, data, ctx)
+    d = attacks.derive(attack, zoo.base.model, data, ctx)
     inputs = d.inputs()
     idx = inputs.indices
     spec = dataclasses.replace(d.spec, labels="data", parent="")
@@ -140,22 +138,26 @@ def twins(config, data, workdir: str, zoo) -> dict:
   return out
 
 
-def near_base(base, zoo, data, temperature: float, peers) -> dict:
+def near_base(base, zoo, data, temperature: float, peers, train_probs: dict) -> dict:
   """{name: {kind, train, test, noise}}: each student of the zoo (distilled, extracted)
   and each model of `peers`, the mean total variation between its probabilities and
   the base's at `temperature` on the train images, the test images and 1000
-  uniform-noise images."""
+  uniform-noise images. `train_probs`: {model name: (n, K) probabilities on the train
+  images} already computed (the base's among them), not computed again."""
   noise = np.random.default_rng(1).uniform(0, 1, (1000, *data.train_x.shape[1:]))
   sets = {"train": data.train_x, "test": data.test_x, "noise": noise.astype(data.train_x.dtype)}
-  ref = {k: teacher_probs(base, x, temperature) for k, x in sets.items()}
+
+  def probs(m, k):
+    if k == "train" and m.name in train_probs:
+      return train_probs[m.name]
+    return teacher_probs(m, sets[k], temperature)
+
+  ref = {k: probs(base, k) for k in sets}
   students = [m for m in zoo.derived if m.attack.split(":")[0] in ("distill", "extract")]
   out = {}
   for m in [*students, *peers]:
     kind = m.attack.split(":")[0] if m.kind == "derived" else "innocent"
-    tv = {
-      k: total_variation(ref[k], teacher_probs(m.model, x, temperature)) for k, x in sets.items()
-    }
-    out[m.name] = {"kind": kind, **tv}
+    out[m.name] = {"kind": kind, **{k: total_variation(ref[k], probs(m.model, k)) for k in sets}}
   return out
 
 
@@ -242,7 +244,8 @@ def main(argv):
     *(f"| {n} | {v:.4f} |" for n, v in between.items()),
   ]
   mlps = [m for m in zoo.unassociated if m.name.startswith("innocent-mlp-")]
-  closeness = near_base(base, zoo, data, t, [*peers.values(), *mlps])
+  known = {base.name: base_soft, **{m.model.name: soft[n] for n, m in peers.items()}}
+  closeness = near_base(base, zoo, data, t, [*peers.values(), *mlps], known)
   payload["tv_to_base"] = closeness
   lines += [
     "",

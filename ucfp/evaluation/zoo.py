@@ -234,9 +234,14 @@ class ZooBuilder:
     rates = self.config.robust.get("validators", ())
     return self.pruned(base, base_key, rates, VALIDATOR_SEED, "validator")
 
-  def context(self, base_key: str, seed_offset: int = 0) -> attacks.Context:
-    """The adversary's context of every attack on the base (checkpoint key `base_key`):
-    the base's recipe with the seed moved by `seed_offset`, the zoo's fine-tuning."""
+  def context(self, base_key: str | None = None, seed_offset: int = 0) -> attacks.Context:
+    """The adversary's context of every attack on the base (checkpoint key `base_key`,
+    by default the one `base()` uses): the base's recipe with the seed moved by
+    `seed_offset`, the zoo's fine-tuning."""
+    if base_key is None:
+      base_key = spec_key(
+        self._spec(ModelEntry(self.config.model, self.config.seed)), self.data_key
+      )
     entry = ModelEntry(self.config.model, self.config.seed + seed_offset)
     return attacks.Context(
       self._spec(entry),
